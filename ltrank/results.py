@@ -1,0 +1,288 @@
+"""Run records: the JSON file every training run leaves behind, and how to read it back.
+
+A record holds what is needed to trust and compare a run (DESIGN.md, "Contracts"): the resolved
+recipe and its config hash, the seed, the environment, the data it saw (fingerprint and class
+counts), the per-epoch history, last-epoch and best-epoch metrics with per-class accuracy (so the
+Head/Body/Tail groups of METHOD.md section 2 can be recomputed under any scheme), and timings.
+
+Accuracies are percentages (0-100), like the thesis tables. Records are written atomically
+(temp file in the same directory, fsync, ``os.replace``), so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ltrank.errors import LtrankError
+
+FORMAT_VERSION = 1
+RECORD_FILENAME = "record.json"
+GROUP_SCHEMES = ("thirds", "shots")
+
+Status = Literal["running", "finished", "diverged", "interrupted"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Environment(_Strict):
+    """Software and hardware a run used."""
+
+    ltrank: str = Field(..., description="ltrank version")
+    torch: str = Field(..., description="torch version")
+    python: str = Field(..., description="Python version")
+    device: str = Field(..., description="device the run trained on, e.g. 'cpu' or 'cuda:0 (NVIDIA H100)'")
+    git_sha: Optional[str] = Field(None, description="commit of the ltrank source tree, if it is a git checkout")
+    plugins: list[str] = Field(default_factory=list, description="plugin distributions used, as 'name version'")
+
+
+class DataInfo(_Strict):
+    """The long-tailed training set a run saw (METHOD.md section 1)."""
+
+    source_name: str = Field(..., description="dataset name, e.g. 'cifar10' or 'cifar100'")
+    source_kind: str = Field(..., description="how it was read: 'torchvision', 'npz', 'folder', ...")
+    source_path: Optional[str] = Field(None, description="file or folder the data came from, if any")
+    fingerprint: str = Field(..., description="hash of the selected training indices/labels and the test set")
+    class_names: list[str] = Field(..., description="class names in label order")
+    class_counts: list[int] = Field(..., description="training images per class (n_c), in label order")
+    construction_seed: int = Field(..., description="seed of the long-tail selection (0 by default)")
+    imbalance_ratio: float = Field(..., gt=0, description="n_max / n_min of the construction")
+    profile: str = Field(..., description="'exp' or 'step'")
+    note: Optional[str] = Field(None, description="free text, e.g. provenance caveats of the source")
+
+    @field_validator("class_counts")
+    @classmethod
+    def _non_negative(cls, counts: list[int]) -> list[int]:
+        if any(c < 0 for c in counts):
+            raise ValueError("class counts must be >= 0")
+        return counts
+
+    def label(self) -> str:
+        """A short dataset label for tables, e.g. 'cifar10 IR100'."""
+        return f"{self.source_name} IR{self.imbalance_ratio:g}" + ("" if self.profile == "exp" else f" {self.profile}")
+
+
+class EpochStats(_Strict):
+    """One line of the training history."""
+
+    epoch: int = Field(..., ge=1, description="epoch number, 1-indexed")
+    lr: float = Field(..., ge=0, description="learning rate used in this epoch")
+    train_loss: float = Field(..., description="mean training loss over the epoch's batches")
+    train_acc: float = Field(..., ge=0, le=100, description="training top-1 accuracy (%) over the epoch")
+    test_acc: Optional[float] = Field(None, ge=0, le=100, description="test top-1 (%) after the epoch; None if not evaluated")
+    seconds: float = Field(..., ge=0, description="wall-clock seconds of the epoch (training and evaluation)")
+
+
+class Metrics(_Strict):
+    """Test metrics of one epoch; ``per_class`` is the source of truth, ``groups`` derive from it."""
+
+    epoch: int = Field(..., ge=1, description="epoch these metrics were measured after")
+    top1: float = Field(..., ge=0, le=100, description="top-1 accuracy (%) on the test set")
+    per_class: list[float] = Field(..., description="accuracy (%) of each class, in label order")
+    groups: dict[str, dict[str, Optional[float]]] = Field(
+        default_factory=dict,
+        description="scheme ('thirds', 'shots') -> group name -> accuracy (%); None for an empty group",
+    )
+
+    @field_validator("per_class")
+    @classmethod
+    def _percentages(cls, values: list[float]) -> list[float]:
+        if any(not (0.0 <= v <= 100.0) for v in values):
+            raise ValueError("per-class accuracies are percentages in [0, 100]")
+        return values
+
+    def group(self, scheme: str, class_counts: Sequence[int]) -> dict[str, Optional[float]]:
+        """Group accuracies under ``scheme``, recomputed from the per-class accuracies."""
+        return compute_groups(self.per_class, class_counts, scheme)
+
+
+class Timings(_Strict):
+    """Where the run's time went, in seconds (filled in as the run goes)."""
+
+    total_seconds: float = Field(0.0, ge=0, description="wall-clock seconds from start to end of the run")
+    epoch_mean_seconds: float = Field(0.0, ge=0, description="mean seconds per epoch")
+    data_seconds: float = Field(0.0, ge=0, description="seconds spent building the dataset")
+    eval_seconds: float = Field(0.0, ge=0, description="seconds spent evaluating on the test set")
+
+
+class RunRecord(_Strict):
+    """Everything one training run leaves behind (saved as ``record.json`` in its run directory)."""
+
+    format_version: int = Field(FORMAT_VERSION, description="version of this record format")
+    status: Status = Field(..., description="running, finished, diverged (NaN/Inf loss) or interrupted")
+    recipe_name: str = Field(..., description="recipe name, e.g. 'cifar100-ir100-cbdelta'")
+    recipe: dict = Field(..., description="the resolved recipe (all defaults filled in)")
+    config_hash: str = Field(..., description="hash of the resolved recipe without seed and paths")
+    seed: int = Field(..., description="run seed (model init, shuffling, augmentation)")
+    environment: Environment = Field(..., description="software and device")
+    data: DataInfo = Field(..., description="the training data")
+    history: list[EpochStats] = Field(default_factory=list, description="one entry per finished epoch")
+    final: Optional[Metrics] = Field(None, description="metrics after the last epoch (what the thesis reports)")
+    best: Optional[Metrics] = Field(None, description="metrics of the epoch with the best test top-1")
+    timings: Timings = Field(default_factory=Timings, description="time spent")
+    started_at: str = Field(..., description="ISO 8601 start time (UTC)")
+    finished_at: Optional[str] = Field(None, description="ISO 8601 end time (UTC); None while running")
+
+    @field_validator("format_version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version != FORMAT_VERSION:
+            raise ValueError(f"record format {version} is not supported by this ltrank (reads format {FORMAT_VERSION})")
+        return version
+
+
+def compute_groups(per_class: Sequence[float], class_counts: Sequence[int], scheme: str) -> dict[str, Optional[float]]:
+    """Group accuracies (METHOD.md section 2) via :func:`ltrank.metrics.group_accuracies`."""
+    if len(per_class) != len(class_counts):
+        raise LtrankError(
+            f"{len(per_class)} per-class accuracies but {len(class_counts)} class counts; "
+            "the record's metrics and data do not belong together"
+        )
+    from ltrank.metrics import group_accuracies
+
+    return group_accuracies(list(per_class), list(class_counts), scheme)
+
+
+def make_metrics(
+    epoch: int, per_class: Sequence[float], class_counts: Sequence[int], top1: Optional[float] = None
+) -> Metrics:
+    """Metrics for one epoch with groups under every scheme.
+
+    ``top1`` defaults to the mean per-class accuracy, which is the plain top-1 on a balanced
+    test set; pass the measured top-1 when the test set is not balanced.
+    """
+    per_class = [float(v) for v in per_class]
+    if top1 is None:
+        top1 = sum(per_class) / len(per_class)
+    groups = {scheme: compute_groups(per_class, class_counts, scheme) for scheme in GROUP_SCHEMES}
+    return Metrics(epoch=epoch, top1=float(top1), per_class=per_class, groups=groups)
+
+
+def now_iso() -> str:
+    """The current UTC time as an ISO 8601 string, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _git_sha() -> Optional[str]:
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def collect_environment(device: str, plugins: Iterable[str] = ()) -> Environment:
+    """The :class:`Environment` of this process; ``plugins`` are 'dist version' strings."""
+    import torch
+
+    import ltrank
+
+    return Environment(
+        ltrank=ltrank.__version__,
+        torch=torch.__version__,
+        python=platform.python_version(),
+        device=device,
+        git_sha=_git_sha(),
+        plugins=sorted(plugins),
+    )
+
+
+def _same_run(a: RunRecord, b: RunRecord) -> bool:
+    return (a.config_hash, a.seed, a.started_at) == (b.config_hash, b.seed, b.started_at)
+
+
+def write_record(path: str | os.PathLike[str], record: RunRecord) -> Path:
+    """Write ``record`` as JSON atomically; refuse to replace a different run's record.
+
+    The same run may rewrite its own record as it progresses (same config hash, seed and
+    ``started_at``: a resumed run keeps its ``started_at``).
+    """
+    path = Path(path)
+    if path.exists():
+        try:
+            previous = load_record(path)
+        except LtrankError:
+            previous = None
+        if previous is not None and not _same_run(previous, record):
+            raise LtrankError(
+                f"{path} already holds the record of another run "
+                f"({previous.recipe_name}, seed {previous.seed}, started {previous.started_at}); "
+                "choose another --out directory"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = record.model_dump_json(indent=2)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_record(path: str | os.PathLike[str]) -> RunRecord:
+    """Read and validate a run record; any problem is one-line :class:`LtrankError` naming the file."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LtrankError(f"{path}: no such run record; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LtrankError(f"{path}: cannot read run record ({exc}); check the file") from None
+    except json.JSONDecodeError as exc:
+        raise LtrankError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            "the file is damaged or not a run record"
+        ) from None
+    try:
+        return RunRecord.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise LtrankError(
+            f"{path}: not a valid ltrank run record: {where}: {first['msg']}{more}; "
+            "was it written by another ltrank version?"
+        ) from None
+
+
+def find_records(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Record files among ``paths``: files are taken as given, directories searched recursively
+    for ``record.json``. Order: as given, each directory's records sorted; duplicates dropped."""
+    found: list[Path] = []
+    seen: set[Path] = set()
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            candidates = sorted(p.rglob(RECORD_FILENAME))
+        elif p.is_file():
+            candidates = [p]
+        else:
+            raise LtrankError(f"{p}: no such file or directory; pass run records or folders that contain them")
+        for c in candidates:
+            key = c.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append(c)
+    return found
