@@ -1,0 +1,1 @@
+"""The ``ltrank`` command line: one module per command; :mod:`ltrank.cli.app` wires them."""

@@ -1,0 +1,15 @@
+"""Loss functions for long-tailed classification, usable in any PyTorch training loop.
+
+Every loss is an ``nn.Module`` called as ``loss(logits, targets)`` and constructed with its
+hyperparameters plus ``class_counts`` (training images per class). Class-balanced variants
+compute their weights with :func:`class_balanced_weights`.
+"""
+
+from ltrank.losses.base import ClassWeightedLoss, EpochContext
+from ltrank.losses.ce import CrossEntropyLoss
+from ltrank.losses.drolt import DROLTLoss
+from ltrank.losses.focal import CB_FOCAL_CONFIGS, CBFocalLoss, FocalLoss
+from ltrank.losses.ldam import LDAMLoss
+from ltrank.schedules.class_weights import class_balanced_weights
+
+__all__ = ["ClassWeightedLoss", "EpochContext", "CrossEntropyLoss", "FocalLoss", "CBFocalLoss", "CB_FOCAL_CONFIGS", "LDAMLoss", "DROLTLoss", "class_balanced_weights"]

@@ -1,0 +1,45 @@
+"""Cross-entropy (METHOD.md section 6), optionally class-weighted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from ltrank.losses.base import ClassWeightedLoss
+from ltrank.registry import USES_CLASS_WEIGHTS, Registry, Spec
+
+
+class CrossEntropyLoss(ClassWeightedLoss):
+    """Mean cross-entropy; with class weights (CB-CE, DRW) PyTorch's weighted mean.
+
+    Weighted mean convention: ``sum_b w_{y_b} * ce_b / sum_b w_{y_b}`` (not divided by B).
+    Weights are used only when ``weighted=True`` or a schedule hands new ones in; the default
+    weighting schedule for ``ce`` is ``none`` so plain CE is the default.
+    """
+
+    def __init__(self, class_counts: Sequence[int] | torch.Tensor, beta: float = 0.9999, weighted: bool = False) -> None:
+        super().__init__(class_counts, beta)
+        if not weighted:
+            self.class_weights.fill_(1.0)
+        self.weighted = weighted
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        weight = self.class_weights.to(device=logits.device, dtype=torch.float32)
+        return F.cross_entropy(logits.float(), targets, weight=weight)
+
+
+class CEParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    beta: float = Field(0.9999, ge=0.0, lt=1.0, description="effective-number beta of the class weights a schedule may apply (DRW uses 0.9999)")
+    weighted: bool = Field(False, description="start with class-balanced weights (CB-CE) before any schedule speaks")
+
+
+def register(registry: Registry) -> None:
+    registry.register(
+        "ce",
+        Spec(CrossEntropyLoss, "cross-entropy; class weights (CB-CE / DRW) use PyTorch's weighted mean",
+             params=CEParams, capabilities=frozenset({USES_CLASS_WEIGHTS})),
+    )

@@ -1,0 +1,295 @@
+"""One generic registry for losses, backbones and weighting schedules.
+
+An entry is a name plus a :class:`Spec` (factory, pydantic params schema, description, paper,
+capability flags). Built-ins are registered explicitly by :mod:`ltrank.registries`; third-party
+packages add entries through an entry-point group (``ltrank.losses.v1`` ...). Discovery reads
+only package metadata; a plugin is imported the first time one of its names is needed, and a
+plugin that cannot be loaded becomes a failed :class:`PluginRecord` instead of an exception, so
+commands that do not need it keep working.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ltrank.errors import LtrankError, did_you_mean
+
+T = TypeVar("T")
+
+#: Set to 1/true/yes to skip every third-party plugin (tests and debugging use it).
+PLUGINS_ENV = "LTRANK_NO_PLUGINS"
+
+# Capability flags a Spec may carry. The trainer and the recipe checks read them.
+NEEDS_FEATURES = "needs_features"  # loss is called as loss(logits, targets, features=...)
+NEEDS_COSINE_HEAD = "needs_cosine_head"  # logits must be cosine similarities (head="cosine")
+USES_CLASS_WEIGHTS = "uses_class_weights"  # loss.set_class_weights(w) is called each epoch
+NEEDS_EPOCH_START = "needs_epoch_start"  # loss.epoch_start(ctx) is called before each epoch
+CAPABILITIES = frozenset({NEEDS_FEATURES, NEEDS_COSINE_HEAD, USES_CLASS_WEIGHTS, NEEDS_EPOCH_START})
+
+
+class NoParams(BaseModel):
+    """Params schema of an entry without hyperparameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a registry knows about one entry. Plugins expose an instance of this."""
+
+    factory: Callable[..., Any]
+    description: str
+    params: type[BaseModel] = NoParams
+    paper: str = ""
+    capabilities: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.params.model_config.get("extra") != "forbid":
+            raise TypeError(f"{self.params.__name__} must set model_config extra='forbid'")
+        unknown = set(self.capabilities) - CAPABILITIES
+        if unknown:
+            raise TypeError(f"unknown capability flags {sorted(unknown)}; known: {sorted(CAPABILITIES)}")
+        object.__setattr__(self, "capabilities", frozenset(self.capabilities))
+
+    def has(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+
+@dataclass(frozen=True)
+class PluginRecord:
+    """One discovered entry point and, once loading was tried, its outcome."""
+
+    name: str
+    group: str
+    value: str  # "module:attribute"
+    distribution: str
+    version: str
+    error: str | None = None
+    loaded: bool = False
+
+    @property
+    def origin(self) -> str:
+        return f"{self.distribution} {self.version} (entry point {self.name} = {self.value})"
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort key that orders 'resnet8' before 'resnet32' before 'resnet110'."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def plugins_disabled() -> bool:
+    return os.environ.get(PLUGINS_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class Registry(Generic[T]):
+    """Name -> :class:`Spec` for one kind of component.
+
+    ``context`` names the keyword arguments that the caller supplies at build time besides the
+    validated params (e.g. ``class_counts`` for losses); they are never validated as params.
+    ``prefixes`` map a namespace such as ``"timm/"`` to a Spec whose factory also receives
+    ``model_name`` (the part after the prefix).
+    """
+
+    kind: str  # "loss", "backbone", "schedule"
+    group: str  # entry-point group, e.g. "ltrank.losses.v1"
+    context: tuple[str, ...] = ()
+    _entries: dict[str, Spec] = field(default_factory=dict, repr=False)
+    _prefixes: dict[str, Spec] = field(default_factory=dict, repr=False)
+    _plugins: dict[str, PluginRecord] | None = field(default=None, repr=False)
+    _plugin_eps: dict[str, metadata.EntryPoint] = field(default_factory=dict, repr=False)
+
+    # ---------------------------------------------------------------- registration
+    def register(self, name: str, spec: Spec) -> Spec:
+        """Register a built-in entry. Names are unique; params may not shadow context keys."""
+        if not isinstance(spec, Spec):
+            raise TypeError(f"register({name!r}) needs an ltrank.registry.Spec, got {type(spec).__name__}")
+        if name in self._entries or name in self._prefixes:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        clash = set(spec.params.model_fields) & set(self.context)
+        if clash:
+            raise ValueError(f"{self.kind} {name!r}: params {sorted(clash)} clash with build context")
+        if name.endswith("/"):
+            self._prefixes[name] = spec
+        else:
+            self._entries[name] = spec
+        return spec
+
+    # ---------------------------------------------------------------- plugins
+    def discover(self, entry_points: Iterable[metadata.EntryPoint] | None = None) -> None:
+        """Read entry-point metadata (no imports). Tests pass hand-built EntryPoint objects."""
+        self._plugins = {}
+        self._plugin_eps = {}
+        if entry_points is None:
+            entry_points = [] if plugins_disabled() else metadata.entry_points(group=self.group)
+        for ep in entry_points:
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else "<unknown distribution>"
+            version = dist.version if dist is not None else "?"
+            record = PluginRecord(ep.name, self.group, ep.value, dist_name, version)
+            if ep.name in self._entries or self._prefix_for(ep.name):
+                record = _replace(record, error=f"name collides with the built-in {self.kind} {ep.name!r}")
+            elif ep.name in self._plugins:
+                other = self._plugins[ep.name]
+                record = _replace(record, error=f"name also provided by {other.origin}")
+            self._plugins[ep.name] = record
+            self._plugin_eps[ep.name] = ep
+
+    def _ensure_discovered(self) -> dict[str, PluginRecord]:
+        if self._plugins is None:
+            self.discover()
+        assert self._plugins is not None
+        return self._plugins
+
+    def _load_plugin(self, name: str) -> PluginRecord:
+        record = self._ensure_discovered()[name]
+        if record.loaded or record.error:
+            return record
+        try:
+            obj = self._plugin_eps[name].load()
+            if not isinstance(obj, Spec):
+                raise TypeError(f"exposes {type(obj).__name__}, expected an ltrank.registry.Spec")
+            clash = set(obj.params.model_fields) & set(self.context)
+            if clash:
+                raise TypeError(f"params {sorted(clash)} clash with build context")
+        except Exception as exc:  # a broken plugin must never break ltrank itself
+            record = _replace(record, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        else:
+            self._entries[name] = obj
+            record = _replace(record, loaded=True)
+        self._plugins[name] = record  # type: ignore[index]
+        return record
+
+    def plugins(self, load: bool = True) -> list[PluginRecord]:
+        """Every discovered plugin entry; with ``load`` each is imported so failures show."""
+        records = self._ensure_discovered()
+        if load:
+            for name in list(records):
+                self._load_plugin(name)
+        return sorted(records.values(), key=lambda r: natural_key(r.name))
+
+    # ---------------------------------------------------------------- lookup
+    def _prefix_for(self, name: str) -> str | None:
+        return next((p for p in self._prefixes if name.startswith(p) and len(name) > len(p)), None)
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Registered names (built-ins, usable plugins, prefix namespaces as 'timm/*')."""
+        plugins = self._ensure_discovered()
+        candidates = set(self._entries) | {p + "*" for p in self._prefixes}
+        candidates |= {n for n, r in plugins.items() if not r.error}
+        return sorted(fnmatch.filter(candidates, pattern), key=natural_key)
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except LtrankError:
+            return False
+        return True
+
+    def get(self, name: str) -> Spec:
+        """The Spec for ``name``; an unknown or broken name raises a one-line LtrankError."""
+        if name in self._entries:
+            return self._entries[name]
+        prefix = self._prefix_for(name)
+        if prefix:
+            return self._prefixes[prefix]
+        plugins = self._ensure_discovered()
+        if name in plugins:
+            record = self._load_plugin(name)
+            if record.error:
+                raise LtrankError(
+                    f"{self.kind} {name!r} comes from the plugin {record.origin}, which failed: "
+                    f"{record.error}; fix or uninstall that package, or pick another {self.kind}"
+                )
+            return self._entries[name]
+        raise LtrankError(
+            f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
+            f"run 'ltrank list {self.kind_plural}' to see them all"
+        )
+
+    @property
+    def kind_plural(self) -> str:
+        return {"loss": "losses"}.get(self.kind, self.kind + "s")
+
+    def origin(self, name: str) -> str:
+        """'built-in' or the plugin distribution that provides ``name``."""
+        plugins = self._ensure_discovered()
+        if name in plugins and name not in self._entries_builtin_names():
+            return plugins[name].origin
+        return "built-in"
+
+    def _entries_builtin_names(self) -> set[str]:
+        plugins = self._plugins or {}
+        return {n for n in self._entries if not (n in plugins and plugins[n].loaded)} | set(self._prefixes)
+
+    # ---------------------------------------------------------------- building
+    def validate(self, name: str, params: Mapping[str, Any] | None = None, where: str = "") -> BaseModel:
+        """Validate ``params`` against the entry's schema; errors name their location.
+
+        ``where`` is the location prefix used in messages, e.g. ``"loss.params"`` in a recipe.
+        """
+        spec = self.get(name)
+        try:
+            return spec.params.model_validate(dict(params or {}))
+        except ValidationError as exc:
+            raise LtrankError(
+                format_validation_error(exc, where or f"{self.kind} {name!r} parameter", spec.params)
+            ) from None
+
+    def build(self, name: str, /, **kwargs: Any) -> T:
+        """Build ``name``: context keywords are passed through, the rest validated as params."""
+        spec = self.get(name)
+        context = {k: kwargs.pop(k) for k in self.context if k in kwargs}
+        missing = [k for k in self.context if k not in context]
+        if missing:
+            raise TypeError(f"building {self.kind} {name!r} needs {missing}")
+        params = self.validate(name, kwargs)
+        extra = {"model_name": name[len(p):]} if (p := self._prefix_for(name)) and name not in self._entries else {}
+        return spec.factory(**context, **extra, **dict(params))
+
+
+def _replace(record: PluginRecord, **changes: Any) -> PluginRecord:
+    from dataclasses import replace
+
+    return replace(record, **changes)
+
+
+def format_validation_error(exc: ValidationError, where: str, model: type[BaseModel] | None = None) -> str:
+    """One line for the first pydantic error, e.g. ``loss.params.beta: Input should be < 1``.
+
+    With ``model`` given, an unknown key also gets "did you mean" and the allowed keys.
+    """
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    sep = "." if where and not where.endswith(" parameter") else " "
+    location = f"{where}{sep}{loc}" if loc else where
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        fields = _fields_at(model, err["loc"][:-1]) if model else []
+        msg = "unknown key" + did_you_mean(str(err["loc"][-1]), fields)
+        if fields:
+            msg += f"; allowed: {', '.join(sorted(fields))}"
+    elif "input" in err and err["type"] != "missing":
+        msg += f" (got {err['input']!r})"
+    more = len(exc.errors()) - 1
+    return f"{location}: {msg}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (nested) model found by following ``loc`` from ``model``."""
+    current: Any = model
+    for part in loc:
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        current = fields[part].annotation
+    fields = getattr(current, "model_fields", None)
+    return list(fields) if fields else []
