@@ -1,0 +1,100 @@
+"""Batched, seeded image transforms on uint8 CIFAR-style batches (METHOD.md section 1).
+
+The training transform is the reference one -- zero-pad 4 pixels, random 32x32 crop, horizontal
+flip with p = 0.5, normalise -- done for a whole batch with one gather on the batch's device
+instead of per-image PIL calls. Random draws come from a CPU ``torch.Generator``, so a seed gives
+the same crops and flips on every device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+#: Per-channel normalisation constants used for both CIFAR-10 and CIFAR-100 (METHOD.md section 1).
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2023, 0.1994, 0.2010)
+PADDING = 4
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, 3, H, W] -> float32 ``(x / 255 - mean) / std`` on the same device."""
+    mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=images.device).view(1, 3, 1, 1)
+    return (images.float().div_(255.0) - mean).div_(std)
+
+
+def draw_crop_flip(
+    batch_size: int, height: int, width: int, generator: torch.Generator | None, padding: int = PADDING
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random (top, left) offsets in the padded image, in 0..2*padding, and flip flags (p = 0.5).
+
+    Drawn on the CPU so results do not depend on the device of the images.
+    """
+    top = torch.randint(0, 2 * padding + 1, (batch_size,), generator=generator)
+    left = torch.randint(0, 2 * padding + 1, (batch_size,), generator=generator)
+    flip = torch.rand(batch_size, generator=generator) < 0.5
+    del height, width  # offsets do not depend on the size: the crop keeps it
+    return top, left, flip
+
+
+def crop_flip(
+    images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor, padding: int = PADDING
+) -> torch.Tensor:
+    """Zero-pad by ``padding``, crop the original size at (top, left), mirror where ``flip``.
+
+    One advanced-indexing gather per batch: row index ``top + i``, column index ``left + j`` or,
+    for a flipped image, ``left + W - 1 - j``. uint8 in, uint8 out.
+    """
+    b, c, h, w = images.shape
+    device = images.device
+    padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
+    top, left, flip = top.to(device), left.to(device), flip.to(device)
+    rows = top[:, None] + torch.arange(h, device=device)  # [B, H]
+    cols = torch.arange(w, device=device).expand(b, w)
+    cols = torch.where(flip[:, None], w - 1 - cols, cols) + left[:, None]  # [B, W]
+    batch_idx = torch.arange(b, device=device)[:, None, None, None]
+    chan_idx = torch.arange(c, device=device)[None, :, None, None]
+    return padded[batch_idx, chan_idx, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def train_transform(images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """The training augmentation of METHOD.md section 1 on a uint8 batch; returns float32."""
+    top, left, flip = draw_crop_flip(images.shape[0], images.shape[2], images.shape[3], generator)
+    return normalize(crop_flip(images, top, left, flip))
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    """How many batches :func:`iterate_batches` yields for ``n`` samples."""
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def iterate_batches(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    drop_last: bool,
+    generator: torch.Generator | None = None,
+    augment: bool = False,
+    device: torch.device | str | None = None,
+    order: torch.Tensor | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(x, y)`` batches: x float32 normalised [B, 3, H, W], y int64, both on ``device``.
+
+    ``shuffle`` draws a permutation from ``generator`` (a CPU generator); ``order`` instead gives
+    the sample indices to visit (e.g. from a class-aware sampler). uint8 images are moved to the
+    device before the transform (4x less to copy); ``augment`` applies :func:`train_transform`,
+    else only :func:`normalize` (the test transform).
+    """
+    device = torch.device(device) if device is not None else images.device
+    n = len(labels) if order is None else len(order)
+    if order is None:
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, num_batches(n, batch_size, drop_last) * batch_size, batch_size):
+        idx = order[start : start + batch_size]
+        x = images[idx.to(images.device)].to(device, non_blocking=True)
+        y = labels[idx.to(labels.device)].to(device, non_blocking=True)
+        yield (train_transform(x, generator) if augment else normalize(x)), y
