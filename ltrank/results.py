@@ -155,18 +155,21 @@ def compute_groups(per_class: Sequence[float], class_counts: Sequence[int], sche
 
 
 def make_metrics(
-    epoch: int, per_class: Sequence[float], class_counts: Sequence[int], top1: Optional[float] = None
+    epoch: int, per_class_acc: Sequence[float], class_counts: Sequence[int], top1: Optional[float] = None
 ) -> Metrics:
-    """Metrics for one epoch with groups under every scheme.
+    """Metrics for one epoch, with groups under every scheme, from FRACTIONS in [0, 1].
 
-    ``top1`` defaults to the mean per-class accuracy, which is the plain top-1 on a balanced
-    test set; pass the measured top-1 when the test set is not balanced.
+    ``per_class_acc`` is what :func:`ltrank.metrics.per_class_accuracy` returns; the record
+    stores percentages. ``top1`` (a fraction) defaults to the mean per-class accuracy, the
+    plain top-1 on a balanced test set; pass the measured one when the test set is not balanced.
     """
-    per_class = [float(v) for v in per_class]
-    if top1 is None:
-        top1 = sum(per_class) / len(per_class)
+    fractions = [float(v) for v in per_class_acc]
+    if not fractions or any(not (0.0 <= v <= 1.0) for v in fractions):  # also rejects NaN
+        raise ValueError("per-class accuracies must be fractions in [0, 1], one per class (no NaN)")
+    per_class = [100.0 * v for v in fractions]
+    top1_pct = sum(per_class) / len(per_class) if top1 is None else 100.0 * float(top1)
     groups = {scheme: compute_groups(per_class, class_counts, scheme) for scheme in GROUP_SCHEMES}
-    return Metrics(epoch=epoch, top1=float(top1), per_class=per_class, groups=groups)
+    return Metrics(epoch=epoch, top1=top1_pct, per_class=per_class, groups=groups)
 
 
 def now_iso() -> str:
