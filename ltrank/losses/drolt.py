@@ -1,0 +1,106 @@
+"""DRO-LT feature-stage loss (METHOD.md section 6), registered as ``drolt``.
+
+Weighted CE plus the distributionally robust centroid loss, with learnable per-class radii
+(an ``nn.Parameter`` of the loss: the trainer adds loss parameters to the optimiser) and class
+centroids recomputed by :meth:`DROLTLoss.epoch_start` before every epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from ltrank.errors import LtrankError
+from ltrank.losses.base import EpochContext
+from ltrank.losses.functional.drolt import drolt_loss
+from ltrank.registry import NEEDS_EPOCH_START, NEEDS_FEATURES, Registry, Spec
+
+DROLT_PAPER = "Samuel & Chechik, Distributional Robustness Loss for Long-tail Learning, ICCV 2021"
+
+
+class DROLTLoss(nn.Module):
+    """``CE(logits, y; w_c = n_c / n_max) + drolt_loss(features, y, centroids, radii)``."""
+
+    centroids: torch.Tensor | None
+
+    def __init__(
+        self,
+        class_counts: Sequence[int] | torch.Tensor,
+        temperature: float = 1.0,
+        ce_weighting: Literal["count_ratio", "none"] = "count_ratio",
+    ) -> None:
+        super().__init__()
+        counts = torch.as_tensor(class_counts, dtype=torch.float64)
+        if counts.ndim != 1 or counts.numel() == 0 or (counts < 0).any() or counts.max() <= 0:
+            raise ValueError("class_counts must be a non-empty 1-d sequence of counts >= 0 with at least one > 0")
+        self.temperature = temperature
+        self.ce_weighting = ce_weighting
+        ce_weights = counts / counts.max() if ce_weighting == "count_ratio" else torch.ones_like(counts)
+        self.register_buffer("ce_weights", ce_weights.float(), persistent=False)
+        self.radii = nn.Parameter(torch.ones(counts.numel()))
+        self.register_buffer("centroids", None, persistent=False)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.radii.numel())
+
+    @torch.no_grad()
+    def epoch_start(self, ctx: EpochContext) -> None:
+        """Class centroids = mean pooled feature per class over one pass, model in eval mode.
+
+        Classes with no image in the pass get a zero centroid; their rows never enter the loss
+        because such a class never appears as a target.
+        """
+        model = ctx.model
+        was_training = model.training
+        model.eval()
+        sums: torch.Tensor | None = None
+        counts = torch.zeros(self.num_classes, dtype=torch.float64, device=ctx.device)
+        try:
+            for images, targets in ctx.feature_batches():
+                _, features = model(images, return_features=True)
+                if sums is None:
+                    sums = torch.zeros(self.num_classes, features.shape[1], dtype=torch.float64, device=ctx.device)
+                targets = targets.to(ctx.device)
+                sums.index_add_(0, targets, features.to(device=ctx.device, dtype=torch.float64))
+                counts += torch.bincount(targets, minlength=self.num_classes).to(counts.dtype)
+        finally:
+            model.train(was_training)
+        if sums is None:
+            raise LtrankError("DRO-LT found no training batches to compute class centroids; check the training set")
+        self.centroids = (sums / counts.clamp_min(1).unsqueeze(1)).float()
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        if features is None:
+            raise ValueError("drolt needs the pooled features: call loss(logits, targets, features=features)")
+        if self.centroids is None:
+            raise RuntimeError("drolt has no class centroids yet: call loss.epoch_start(ctx) before the epoch")
+        weight = self.ce_weights.to(logits.device)
+        ce = F.cross_entropy(logits.float(), targets, weight=weight)
+        dro = drolt_loss(features, targets, self.centroids.to(features.device), self.radii, temperature=self.temperature)
+        return ce + dro
+
+
+class DROLTParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    temperature: float = Field(1.0, gt=0.0, description="divides the centroid scores before the batch-wise log-softmax (METHOD.md: 1.0)")
+    ce_weighting: Literal["count_ratio", "none"] = Field(
+        "count_ratio",
+        description="class weights of the CE term: 'count_ratio' = n_c / n_max (METHOD.md / DRO-LT code), 'none' = plain CE",
+    )
+
+
+def register(registry: Registry) -> None:
+    registry.register(
+        "drolt",
+        Spec(DROLTLoss,
+             "DRO-LT feature stage: CE weighted by n_c/n_max + distributionally robust centroid loss with learnable "
+             "per-class radii (init 1); centroids recomputed each epoch; radii aligned with each sample's own class",
+             params=DROLTParams, paper=DROLT_PAPER,
+             capabilities=frozenset({NEEDS_FEATURES, NEEDS_EPOCH_START})),
+    )
