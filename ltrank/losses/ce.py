@@ -27,8 +27,8 @@ class CrossEntropyLoss(ClassWeightedLoss):
         self.weighted = weighted
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        weight = self.class_weights.to(device=logits.device, dtype=torch.float32)
-        return F.cross_entropy(logits.float(), targets, weight=weight)
+        logits = logits if logits.dtype == torch.float64 else logits.float()  # bf16/fp16 -> float32
+        return F.cross_entropy(logits, targets, weight=self.class_weights.to(logits))
 
 
 class CEParams(BaseModel):
