@@ -159,7 +159,7 @@ def load_npz(path: Path, name: str | None = None) -> RawSource:
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise LtrankError(f"{path}: not a readable .npz file ({str(exc).splitlines()[0]})") from None
     fingerprint = file_sha256(path)
-    raw = _validated(path, arrays, hwc=True)
+    raw = _validated(path, arrays)
     train_images, train_labels, test_images, test_labels, classes = raw
     note = _jpeg_note(name or str(path), jpeg_rows)
     full_size = None
@@ -198,8 +198,8 @@ def _validated_ranks(path: Path, ranks: np.ndarray, labels: np.ndarray, num_clas
     return ranks, full_size
 
 
-def _validated(origin: Path, arrays: dict[str, np.ndarray], hwc: bool):
-    """Check shapes, dtypes and label ranges; return CHW uint8 images and int64 labels."""
+def _validated(origin: Path, arrays: dict[str, np.ndarray]):
+    """Check shapes (HWC), dtypes and label ranges; return CHW uint8 images and int64 labels."""
     classes = [str(c) for c in np.asarray(arrays["class_names"]).reshape(-1).tolist()]
     num_classes = len(classes)
     if num_classes < 2:
@@ -210,10 +210,9 @@ def _validated(origin: Path, arrays: dict[str, np.ndarray], hwc: bool):
     shape = None
     for split in ("train", "test"):
         images, labels = np.asarray(arrays[f"{split}_images"]), np.asarray(arrays[f"{split}_labels"])
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3 if hwc else 1] != 3:
-            layout = "[N, H, W, 3]" if hwc else "[N, 3, H, W]"
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
             raise LtrankError(
-                f"{origin}: {split}_images must be uint8 {layout}, got {images.dtype} {list(images.shape)}"
+                f"{origin}: {split}_images must be uint8 [N, H, W, 3], got {images.dtype} {list(images.shape)}"
             )
         if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
             raise LtrankError(
@@ -227,7 +226,7 @@ def _validated(origin: Path, arrays: dict[str, np.ndarray], hwc: bool):
                 f"{origin}: {split}_labels must lie in 0..{num_classes - 1} (one per class name), "
                 f"found {int(labels.min())}..{int(labels.max())}"
             )
-        chw = np.ascontiguousarray(images.transpose(0, 3, 1, 2)) if hwc else np.ascontiguousarray(images)
+        chw = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
         if shape is not None and chw.shape[1:] != shape:
             raise LtrankError(f"{origin}: train images are {list(shape)} but test images are {list(chw.shape[1:])}")
         shape = chw.shape[1:]
@@ -254,14 +253,15 @@ def load_folder(root: Path, name: str | None = None) -> RawSource:
     for split, split_dir in (("train", train_dir), ("test", test_dir)):
         images, labels = _read_split(split_dir, classes)
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels
-    raw = _validated(root, arrays, hwc=False)  # type: ignore[arg-type]
+    raw = _validated(root, arrays)  # type: ignore[arg-type]
     fingerprint = _array_fingerprint(*raw)
     info = SourceInfo(name=name or f"folder:{root}", kind="folder", path=str(root), fingerprint=fingerprint)
     return RawSource(*raw, info)
 
 
 def _read_split(split_dir: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    from torchvision.io import ImageReadMode, decode_image, read_file
+    """Decode one split with Pillow (a torchvision dependency) into uint8 [N, H, W, 3]."""
+    from PIL import Image, UnidentifiedImageError
 
     images: list[np.ndarray] = []
     labels: list[int] = []
@@ -270,13 +270,14 @@ def _read_split(split_dir: Path, classes: list[str]) -> tuple[np.ndarray, np.nda
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
         for file in files:
             try:
-                image = decode_image(read_file(str(file)), mode=ImageReadMode.RGB).numpy()
-            except Exception as exc:
+                with Image.open(file) as handle:
+                    image = np.asarray(handle.convert("RGB"))
+            except (OSError, UnidentifiedImageError) as exc:
                 raise LtrankError(f"{file}: cannot decode image ({str(exc).splitlines()[0]})") from None
             if images and image.shape != images[0].shape:
                 raise LtrankError(
-                    f"{file}: image is {image.shape[2]}x{image.shape[1]} but earlier ones are "
-                    f"{images[0].shape[2]}x{images[0].shape[1]}; resize all images to one size first"
+                    f"{file}: image is {image.shape[1]}x{image.shape[0]} but earlier ones are "
+                    f"{images[0].shape[1]}x{images[0].shape[0]}; resize all images to one size first"
                 )
             images.append(image)
             labels.append(label)

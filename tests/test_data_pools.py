@@ -1,0 +1,49 @@
+"""The workplace's real offline pools (skipped where ../shared/data is absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ltrank.data import DatasetConfig, load_longtailed
+
+SHARED = Path(os.environ.get("LTRANK_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+# sha256 values published in the pools' README
+SHA256 = {
+    "cifar10": "10719b0a0c36a47138f79bb4d4a97708db3d8424a4fb2758937f8432f15e0db9",
+    "cifar100": "ed3a4a2f2389838c39a3d4314262b406e57b5dd3d278a3da83f6833b06dded0b",
+}
+
+pytestmark = pytest.mark.skipif(not (SHARED / "cifar10-lt-pool.npz").is_file(), reason=f"no pools in {SHARED}")
+
+
+@pytest.fixture(scope="module")
+def cifar10_ir100():
+    return load_longtailed(DatasetConfig(source="cifar10", imbalance_ratio=100), data_dir=SHARED)
+
+
+def test_cifar10_pool_ir100(cifar10_ir100):
+    data = cifar10_ir100
+    assert data.class_counts == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+    assert data.train_images.shape == (12406, 3, 32, 32) and data.test_images.shape == (10000, 3, 32, 32)
+    assert data.train_labels.bincount().tolist() == data.class_counts
+    assert data.test_labels.bincount().tolist() == [1000] * 10
+    assert data.class_names[0] == "airplane" and data.class_names[9] == "truck"
+    assert data.source.kind == "npz" and data.source.fingerprint == SHA256["cifar10"]
+    assert "27 JPEG-derived" in data.source.note
+    assert data.manifest.selection_rule == "shuffle-source-ranks"
+
+
+def test_cifar10_pool_is_deterministic_and_matches_env_resolution(cifar10_ir100, monkeypatch):
+    monkeypatch.setenv("LTRANK_DATA_DIR", str(SHARED))
+    again = load_longtailed(DatasetConfig(source="cifar10", imbalance_ratio=100))
+    assert again.manifest == cifar10_ir100.manifest
+
+
+def test_cifar100_pool_ir50_step():
+    data = load_longtailed(DatasetConfig(source="cifar100", imbalance_ratio=10, profile="step"), data_dir=SHARED)
+    assert data.class_counts == [500] * 50 + [50] * 50
+    assert data.source.fingerprint == SHA256["cifar100"] and "JPEG" not in data.source.note
+    assert data.test_labels.bincount().tolist() == [100] * 100

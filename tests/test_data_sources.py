@@ -1,0 +1,188 @@
+"""Every source (torchvision CIFAR, npz, image folder), data-dir resolution and error messages."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _datafakes import write_fake_cifar, write_folder, write_npz  # noqa: E402
+
+from ltrank.data import DatasetConfig, default_data_dir, load_longtailed, resolve_data_dir  # noqa: E402
+from ltrank.data.longtail import class_counts  # noqa: E402
+from ltrank.data.sources import file_sha256  # noqa: E402
+from ltrank.errors import LtrankError  # noqa: E402
+
+
+# ------------------------------------------------------------------ data dir
+def test_data_dir_resolution_order(monkeypatch, tmp_path):
+    monkeypatch.setenv("LTRANK_DATA_DIR", str(tmp_path / "env"))
+    assert resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
+    assert resolve_data_dir() == tmp_path / "env"
+    monkeypatch.delenv("LTRANK_DATA_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert resolve_data_dir() == default_data_dir() == tmp_path / "cache" / "ltrank" / "data"
+
+
+# ------------------------------------------------------------------ torchvision CIFAR
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_torchvision_cifar_root_is_read_and_subsampled_like_the_reference(tmp_path, monkeypatch, name):
+    per_class = 20 if name == "cifar10" else 6
+    images, labels, test_images, test_labels, names = write_fake_cifar(tmp_path, monkeypatch, name, per_class)
+    # a pool file next to it must be ignored: torchvision files win
+    write_npz(tmp_path / f"{name}-lt-pool.npz")
+    data = load_longtailed(DatasetConfig(source=name, imbalance_ratio=5), data_dir=tmp_path)
+    num_classes = len(names)
+    expected_counts = class_counts(per_class, num_classes, 5, "exp")
+    assert data.class_counts == expected_counts
+    assert data.source.kind == "torchvision" and data.class_names == names
+    assert data.manifest.selection_rule == "shuffle-class-rows"
+    # the reference loop: np.random.seed(0), shuffle each class's indices, keep the first n_c
+    np.random.seed(0)
+    ref = []
+    for c, n_c in enumerate(expected_counts):
+        idx = np.where(labels == c)[0]
+        np.random.shuffle(idx)
+        ref.extend(idx[:n_c].tolist())
+    assert sum(data.manifest.selected_indices, []) == ref
+    assert torch.equal(data.train_images, torch.from_numpy(images[ref].transpose(0, 3, 1, 2).copy()))
+    assert data.train_labels.tolist() == labels[ref].tolist()
+    assert torch.equal(data.test_images, torch.from_numpy(test_images.transpose(0, 3, 1, 2).copy()))
+    assert data.test_labels.dtype == torch.int64 and data.test_labels.tolist() == test_labels.tolist()
+    assert data.train_images.is_contiguous() and data.train_images.dtype == torch.uint8
+
+
+def test_corrupt_torchvision_file_is_one_line_naming_the_folder(tmp_path, monkeypatch):
+    write_fake_cifar(tmp_path, monkeypatch, "cifar10")
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[:-10])
+    with pytest.raises(LtrankError, match="cifar-10-batches-py: torchvision cannot read") as info:
+        load_longtailed(DatasetConfig(source="cifar10"), data_dir=tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_cifar_says_where_it_looked_and_how_to_provide_it(tmp_path, monkeypatch):
+    def offline(name, root):
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr("ltrank.data.sources._download_torchvision", offline)
+    with pytest.raises(LtrankError) as info:
+        load_longtailed(DatasetConfig(source="cifar100"), data_dir=tmp_path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(tmp_path / "cifar-100-python") in message and str(tmp_path / "cifar100-lt-pool.npz") in message
+    assert "internet" in message and "LTRANK_DATA_DIR" in message and "name resolution" in message
+
+
+# ------------------------------------------------------------------ npz
+def test_npz_source_with_relative_path_in_data_dir(tmp_path):
+    arrays = write_npz(tmp_path / "mine.npz", num_classes=4, per_class=20, unused_key=np.zeros(3))
+    data = load_longtailed(DatasetConfig(source="npz:mine.npz", imbalance_ratio=4, profile="step"), tmp_path)
+    assert data.class_counts == [20, 20, 5, 5]
+    assert data.source.kind == "npz" and data.source.fingerprint == file_sha256(tmp_path / "mine.npz")
+    assert data.manifest.selection_rule == "shuffle-class-rows"
+    rows = sum(data.manifest.selected_indices, [])
+    assert data.train_labels.tolist() == arrays["train_labels"][rows].tolist()
+    assert torch.equal(data.train_images, torch.from_numpy(arrays["train_images"][rows]).permute(0, 3, 1, 2))
+    assert data.class_names == [f"class{c}" for c in range(4)]
+
+
+def test_npz_pool_with_source_ranks_uses_the_rank_rule(tmp_path):
+    labels = np.repeat(np.arange(3), [10, 5, 3]).astype(np.int64)
+    ranks = np.concatenate([np.arange(10), np.arange(5), np.arange(3)])
+    np.savez(
+        tmp_path / "pool.npz",
+        train_images=np.zeros((18, 4, 4, 3), np.uint8),
+        train_labels=labels,
+        train_source_rank=ranks,
+        test_images=np.zeros((3, 4, 4, 3), np.uint8),
+        test_labels=np.arange(3),
+        class_names=np.asarray(["a", "b", "c"]),
+    )
+    data = load_longtailed(DatasetConfig(source=f"npz:{tmp_path / 'pool.npz'}", imbalance_ratio=4))
+    assert data.manifest.selection_rule == "shuffle-source-ranks"
+    assert data.class_counts == [10, 5, 2]
+    assert "pool" in data.source.note
+    with pytest.raises(LtrankError, match=r"class 1 \('b'\) needs 7 training images but the source holds 5"):
+        load_longtailed(DatasetConfig(source=f"npz:{tmp_path / 'pool.npz'}", imbalance_ratio=2))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(class_names=None), "missing key.*class_names"),
+        (dict(train_images=np.zeros((80, 8, 8), np.uint8)), r"train_images must be uint8 \[N, H, W, 3\]"),
+        (dict(train_images=np.zeros((80, 8, 8, 3), np.float32)), "train_images must be uint8"),
+        (dict(train_labels=np.arange(79)), "train_labels must be integers, one per image"),
+        (dict(test_labels=np.full(12, 9)), r"test_labels must lie in 0..3"),
+        (dict(test_images=np.zeros((12, 9, 9, 3), np.uint8)), "train images are .* but test images are"),
+        (dict(class_names=np.asarray(["a", "a", "b", "c"])), "duplicates"),
+    ],
+)
+def test_mismatched_npz_is_one_line_naming_file_and_problem(tmp_path, change, message):
+    arrays = write_npz(tmp_path / "x.npz")
+    arrays.update(change)
+    np.savez(tmp_path / "x.npz", **{k: v for k, v in arrays.items() if v is not None})
+    with pytest.raises(LtrankError, match=message) as info:
+        load_longtailed(DatasetConfig(source=f"npz:{tmp_path / 'x.npz'}", imbalance_ratio=2))
+    assert str(info.value).startswith(str(tmp_path / "x.npz")) and "\n" not in str(info.value)
+
+
+def test_corrupt_or_missing_npz_file(tmp_path):
+    (tmp_path / "bad.npz").write_bytes(b"this is not a zip archive")
+    with pytest.raises(LtrankError, match="bad.npz: not a readable .npz file"):
+        load_longtailed(DatasetConfig(source=f"npz:{tmp_path / 'bad.npz'}"))
+    with pytest.raises(LtrankError, match="nope.npz: no such file"):
+        load_longtailed(DatasetConfig(source="npz:nope.npz"), data_dir=tmp_path)
+
+
+def test_cifar_pool_file_in_data_dir_is_used_when_torchvision_files_are_absent(tmp_path):
+    labels = np.repeat(np.arange(10), [20 - c for c in range(10)]).astype(np.int64)
+    ranks = np.concatenate([np.arange(20 - c) for c in range(10)])
+    np.savez(
+        tmp_path / "cifar10-lt-pool.npz",
+        train_images=np.zeros((len(labels), 32, 32, 3), np.uint8),
+        train_labels=labels,
+        train_source_rank=ranks,
+        test_images=np.zeros((10, 32, 32, 3), np.uint8),
+        test_labels=np.arange(10),
+        class_names=np.asarray([str(c) for c in range(10)]),
+    )
+    with pytest.raises(LtrankError, match="largest class has 20 images, expected 5000"):
+        load_longtailed(DatasetConfig(source="cifar10"), data_dir=tmp_path)
+
+
+# ------------------------------------------------------------------ image folder
+def test_image_folder_source(tmp_path):
+    write_folder(tmp_path / "set", {"b_cat": (8, 2), "a_dog": (8, 2), "c_owl": (8, 1)})
+    data = load_longtailed(DatasetConfig(source=f"folder:{tmp_path / 'set'}", imbalance_ratio=4))
+    assert data.class_names == ["a_dog", "b_cat", "c_owl"]  # sorted folder names
+    assert data.class_counts == [8, 4, 2]
+    assert data.train_images.shape == (14, 3, 6, 5) and data.test_images.shape == (5, 3, 6, 5)
+    assert data.test_labels.tolist() == [0, 0, 1, 1, 2]
+    from PIL import Image
+
+    first_kept = data.manifest.selected_indices[0][0]  # class a_dog rows are 0..7 in file order
+    expected = np.array(Image.open(tmp_path / "set" / "train" / "a_dog" / f"{first_kept:03d}.png"))
+    assert torch.equal(data.train_images[0], torch.from_numpy(expected).permute(2, 0, 1))
+    again = load_longtailed(DatasetConfig(source=f"folder:{tmp_path / 'set'}", imbalance_ratio=4))
+    assert again.source.fingerprint == data.source.fingerprint
+    assert again.manifest == data.manifest
+
+
+def test_image_folder_errors(tmp_path):
+    write_folder(tmp_path / "a", {"x": (3, 1), "y": (3, 1)})
+    write_folder(tmp_path / "a", {"z": (1, 0)}, size=(7, 5))
+    with pytest.raises(LtrankError, match=r"z/000.png: image is 5x7 but earlier ones are 5x6; resize"):
+        load_longtailed(DatasetConfig(source=f"folder:{tmp_path / 'a'}", imbalance_ratio=1.5))
+    (tmp_path / "b" / "train" / "x").mkdir(parents=True)
+    with pytest.raises(LtrankError, match=r"b/test: no such folder"):
+        load_longtailed(DatasetConfig(source=f"folder:{tmp_path / 'b'}"))
+    write_folder(tmp_path / "c", {"x": (2, 1), "y": (2, 1)})
+    (tmp_path / "c" / "train" / "y" / "000.png").write_bytes(b"not a png")
+    with pytest.raises(LtrankError, match=r"000.png: cannot decode image"):
+        load_longtailed(DatasetConfig(source=f"folder:{tmp_path / 'c'}", imbalance_ratio=1))
