@@ -113,26 +113,56 @@ class Comparison:
         return best
 
 
+def _infer_key(recipe: dict) -> Optional[str]:
+    """The thesis method a resolved recipe runs, from its loss and weighting schedule."""
+    loss = recipe.get("loss") or {}
+    name, params = loss.get("name"), loss.get("params") or {}
+    schedule = (recipe.get("schedule") or {}).get("name", "none")
+    progressive = "-progressive" if schedule == "progressive" else ""
+    if name == "ap_cb_delta":
+        return "cbdelta" + ("-divide" if params.get("mode") == "divide" else "") + progressive
+    if name == "ap_cb_primary":
+        return "cbprimary" + progressive
+    if name == "ldam":
+        return {"none": "ldam", "drw": "ldam-drw"}.get(schedule)
+    simple = {"ce": "ce", "focal": "focal", "ap": "ap", "cb_focal": "cbfocal", "drolt": "drolt"}
+    if name in simple:
+        return simple[name] if schedule in ("none", "fixed") or name == "cb_focal" else None
+    return name if schedule == "none" else None  # e.g. a plugin loss such as balanced_softmax
+
+
 def method_key(record: RunRecord) -> str:
-    """The recipe-name suffix after the dataset (``cifar10-ir100-cbdelta`` -> ``cbdelta``), else the name."""
+    """The method a run belongs to, used to find reference numbers.
+
+    Read from the resolved recipe's loss and schedule when they are a known combination
+    (so ``quickstart`` is ``cbdelta``), else the recipe-name suffix after the dataset
+    (``cifar10-ir100-foo`` -> ``foo``), else the recipe name.
+    """
+    inferred = _infer_key(record.recipe)
+    if inferred is not None:
+        return inferred
     prefix = dataset_key(record.data.source_name, record.data.imbalance_ratio) + "-"
     name = record.recipe_name
     return name[len(prefix):] if name.startswith(prefix) else name
 
 
-def _find_beta(recipe: dict) -> Optional[float]:
-    for section in ("loss", "schedule"):
-        params = recipe.get(section, {}).get("params", {}) if isinstance(recipe.get(section), dict) else {}
-        if isinstance(params, dict) and "beta" in params:
-            return params["beta"]
-    return None
+def _beta_in_use(recipe: dict) -> Optional[float]:
+    """The effective-number beta when class weights are in force (a CB loss or a schedule)."""
+    loss = recipe.get("loss") or {}
+    beta = (loss.get("params") or {}).get("beta")
+    if beta is None:
+        beta = ((recipe.get("schedule") or {}).get("params") or {}).get("beta")
+    weighted = str(loss.get("name", "")).startswith(("cb_", "ap_cb_")) or (recipe.get("schedule") or {}).get(
+        "name", "none"
+    ) != "none"
+    return beta if weighted else None
 
 
 def method_label(record: RunRecord) -> str:
     """A table label such as ``AP CB Delta (beta 0.99)``."""
     key = method_key(record)
     label = METHOD_LABELS.get(key, record.recipe_name)
-    beta = _find_beta(record.recipe)
+    beta = _beta_in_use(record.recipe)
     return f"{label} (beta {beta:g})" if beta is not None else label
 
 
@@ -244,6 +274,10 @@ def compare_records(
                 row.reference = reference.row(key, row.method_key)
                 row.anchors = reference.anchors_for(key, row.method_key)
             rows.append(row)
+        labels = [r.label for r in rows]
+        for row in rows:  # same method, different settings: tell the rows apart
+            if labels.count(row.label) > 1:
+                row.label = f"{row.label} [{row.config_hash[:8]}]"
         rows.sort(key=_order)
         tables.append(Table(name, key, list(runs[0][1].data.class_counts), rows, table_notes))
     if reference is not None:
