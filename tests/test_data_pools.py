@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ltrank.data import DatasetConfig, load_longtailed
+from ltrank.errors import LtrankError
 
 SHARED = Path(os.environ.get("LTRANK_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 # sha256 values published in the pools' README
@@ -42,8 +43,11 @@ def test_cifar10_pool_is_deterministic_and_matches_env_resolution(cifar10_ir100,
     assert again.manifest == cifar10_ir100.manifest
 
 
-def test_cifar100_pool_ir50_step():
-    data = load_longtailed(DatasetConfig(source="cifar100", imbalance_ratio=10, profile="step"), data_dir=SHARED)
-    assert data.class_counts == [500] * 50 + [50] * 50
+def test_cifar100_pool_ir50_and_step_profile_needs_the_full_set():
+    data = load_longtailed(DatasetConfig(source="cifar100", imbalance_ratio=50), data_dir=SHARED)
+    assert sum(data.class_counts) == 12608 and data.class_counts[-1] == 10
     assert data.source.fingerprint == SHA256["cifar100"] and "JPEG" not in data.source.note
     assert data.test_labels.bincount().tolist() == [100] * 100
+    # the pool is an IR-10 exponential tail: class 1 holds 488 images, a step profile needs 500
+    with pytest.raises(LtrankError, match=r"class 1 \('aquarium_fish'\) needs 500 training images but the source holds 488"):
+        load_longtailed(DatasetConfig(source="cifar100", imbalance_ratio=10, profile="step"), data_dir=SHARED)
