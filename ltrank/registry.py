@@ -14,7 +14,7 @@ import fnmatch
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
@@ -136,10 +136,10 @@ class Registry(Generic[T]):
             version = dist.version if dist is not None else "?"
             record = PluginRecord(ep.name, self.group, ep.value, dist_name, version)
             if ep.name in self._entries or self._prefix_for(ep.name):
-                record = _replace(record, error=f"name collides with the built-in {self.kind} {ep.name!r}")
+                record = replace(record, error=f"name collides with the built-in {self.kind} {ep.name!r}")
             elif ep.name in self._plugins:
                 other = self._plugins[ep.name]
-                record = _replace(record, error=f"name also provided by {other.origin}")
+                record = replace(record, error=f"name also provided by {other.origin}")
             self._plugins[ep.name] = record
             self._plugin_eps[ep.name] = ep
 
@@ -161,10 +161,10 @@ class Registry(Generic[T]):
             if clash:
                 raise TypeError(f"params {sorted(clash)} clash with build context")
         except Exception as exc:  # a broken plugin must never break ltrank itself
-            record = _replace(record, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+            record = replace(record, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
         else:
             self._entries[name] = obj
-            record = _replace(record, loaded=True)
+            record = replace(record, loaded=True)
         self._plugins[name] = record  # type: ignore[index]
         return record
 
@@ -220,15 +220,9 @@ class Registry(Generic[T]):
         return {"loss": "losses"}.get(self.kind, self.kind + "s")
 
     def origin(self, name: str) -> str:
-        """'built-in' or the plugin distribution that provides ``name``."""
-        plugins = self._ensure_discovered()
-        if name in plugins and name not in self._entries_builtin_names():
-            return plugins[name].origin
-        return "built-in"
-
-    def _entries_builtin_names(self) -> set[str]:
-        plugins = self._plugins or {}
-        return {n for n in self._entries if not (n in plugins and plugins[n].loaded)} | set(self._prefixes)
+        """'built-in', or the plugin distribution that provides ``name``."""
+        record = self._ensure_discovered().get(name)
+        return record.origin if record is not None and not record.error else "built-in"
 
     # ---------------------------------------------------------------- building
     def validate(self, name: str, params: Mapping[str, Any] | None = None, where: str = "") -> BaseModel:
@@ -254,12 +248,6 @@ class Registry(Generic[T]):
         params = self.validate(name, kwargs)
         extra = {"model_name": name[len(p):]} if (p := self._prefix_for(name)) and name not in self._entries else {}
         return spec.factory(**context, **extra, **dict(params))
-
-
-def _replace(record: PluginRecord, **changes: Any) -> PluginRecord:
-    from dataclasses import replace
-
-    return replace(record, **changes)
 
 
 def format_validation_error(exc: ValidationError, where: str, model: type[BaseModel] | None = None) -> str:
