@@ -80,7 +80,7 @@ def register(registry: Registry) -> None:
         "cb_focal",
         Spec(CBFocalLoss,
              "class-balanced focal: each sample's focal row times its class's effective-number weight; "
-             f"use with the 'fixed' schedule. Bag of Tricks configs: {_configs_text()}",
+             "use with the 'fixed' schedule; Bag of Tricks' per-dataset beta/gamma are listed under beta",
              params=CBFocalParams, paper=f"{CB_PAPER}; {FOCAL_PAPER}",
              capabilities=frozenset({USES_CLASS_WEIGHTS})),
     )
