@@ -19,7 +19,7 @@ REGISTRIES: dict[str, Registry] = {"losses": LOSSES, "backbones": BACKBONES, "sc
 
 def _register_builtins() -> None:
     from ltrank import models
-    from ltrank.losses import ce
+    from ltrank.losses import ap, ce
     from ltrank.losses import drolt, focal, ldam
     from ltrank.schedules import schedules
 
@@ -28,6 +28,7 @@ def _register_builtins() -> None:
     focal.register(LOSSES)
     ldam.register(LOSSES)
     drolt.register(LOSSES)
+    ap.register(LOSSES)
     schedules.register(SCHEDULES)
 
 

@@ -5,6 +5,7 @@ hyperparameters plus ``class_counts`` (training images per class). Class-balance
 compute their weights with :func:`class_balanced_weights`.
 """
 
+from ltrank.losses.ap import APLoss, CBDeltaAPLoss, CBPrimaryAPLoss
 from ltrank.losses.base import ClassWeightedLoss, EpochContext
 from ltrank.losses.ce import CrossEntropyLoss
 from ltrank.losses.drolt import DROLTLoss
@@ -12,4 +13,4 @@ from ltrank.losses.focal import CB_FOCAL_CONFIGS, CBFocalLoss, FocalLoss
 from ltrank.losses.ldam import LDAMLoss
 from ltrank.schedules.class_weights import class_balanced_weights
 
-__all__ = ["ClassWeightedLoss", "EpochContext", "CrossEntropyLoss", "FocalLoss", "CBFocalLoss", "CB_FOCAL_CONFIGS", "LDAMLoss", "DROLTLoss", "class_balanced_weights"]
+__all__ = ["ClassWeightedLoss", "EpochContext", "CrossEntropyLoss", "FocalLoss", "CBFocalLoss", "CB_FOCAL_CONFIGS", "LDAMLoss", "DROLTLoss", "APLoss", "CBDeltaAPLoss", "CBPrimaryAPLoss", "class_balanced_weights"]
