@@ -1,10 +1,82 @@
-"""`ltrank make-dataset`: being built (see the issue that owns it)."""
+"""`ltrank make-dataset`: build a long-tailed split, write its manifest, show its classes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ltrank.data import DatasetConfig, load_longtailed
+from ltrank.data.manifest import matplotlib_available, plot_class_counts, split_stem, write_manifest
 from ltrank.errors import LtrankError
+from ltrank.metrics import GROUP_SCHEMES, group_classes
 
 
-def command() -> None:
-    """Not implemented yet."""
-    raise LtrankError("this command is not implemented yet in this version of ltrank")
+def command(
+    source: Annotated[
+        str, typer.Argument(help="'cifar10', 'cifar100', 'npz:<path>' or 'folder:<path>' (see docs/data.md).")
+    ],
+    imbalance_ratio: Annotated[float, typer.Option(help="n_max / n_min of the long-tailed training set (>= 1).")] = 100.0,
+    profile: Annotated[str, typer.Option(help="Long-tail profile: 'exp' or 'step'.")] = "exp",
+    seed: Annotated[int, typer.Option(help="Seed of the subset selection (numpy RandomState).")] = 0,
+    data_dir: Annotated[
+        Optional[Path],
+        typer.Option(help="Where CIFAR files or pools are; default $LTRANK_DATA_DIR, else ~/.cache/ltrank/data."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the manifest JSON and the PNG chart.")] = Path("."),
+    groups: Annotated[str, typer.Option(help="Class groups shown: 'thirds' (Head/Body/Tail) or 'shots'.")] = "thirds",
+    plot: Annotated[bool, typer.Option(help="Save a PNG bar chart of the class counts (needs matplotlib).")] = True,
+) -> None:
+    """Build the long-tailed training set of METHOD.md section 1 and write its split manifest."""
+    if groups not in GROUP_SCHEMES:
+        raise LtrankError(f"unknown --groups {groups!r}; use 'thirds' or 'shots'")
+    try:
+        cfg = DatasetConfig(source=source, imbalance_ratio=imbalance_ratio, profile=profile, seed=seed)
+    except ValueError as exc:
+        first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc), "loc": ()}
+        where = ".".join(str(p) for p in first.get("loc", ())) or "dataset"
+        raise LtrankError(f"{where}: {first['msg']}") from None
+    data = load_longtailed(cfg, data_dir)
+    members = group_classes(data.class_counts, groups)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = split_stem(cfg)
+    manifest_path = write_manifest(data.manifest, out / f"{stem}.json")
+
+    console = Console()
+    console.print(_table(data.manifest, members))
+    if data.source.note:
+        console.print(f"note: {data.source.note}", markup=False)
+    console.print(f"manifest: {manifest_path}", markup=False, soft_wrap=True)
+    if not plot:
+        return
+    if not matplotlib_available():
+        console.print("note: no chart saved: matplotlib is not installed (pip install 'ltrank[plot]')", markup=False)
+        return
+    chart = plot_class_counts(data.manifest, members, out / f"{stem}.png")
+    console.print(f"chart: {chart}", markup=False, soft_wrap=True)
+
+
+def _table(manifest, members: dict[str, list[int]]) -> Table:
+    group_of = {c: name for name, classes in members.items() for c in classes}
+    src = manifest.source
+    table = Table(
+        title=f"{src.name}: {manifest.profile} profile, IR {manifest.imbalance_ratio:g}, seed {manifest.seed}",
+        caption=f"{src.kind} {src.path} (sha256 {src.fingerprint[:12]}...), rule {manifest.selection_rule}",
+    )
+    for header in ("label", "class", "train", "source", "test", "group"):
+        table.add_column(header, justify="right" if header in ("label", "train", "source", "test") else "left")
+    for c, name in enumerate(manifest.class_names):
+        table.add_row(
+            str(c), name, f"{manifest.class_counts[c]:,}", f"{manifest.source_class_counts[c]:,}",
+            f"{manifest.test_class_counts[c]:,}", group_of[c],
+        )
+    sizes = ", ".join(f"{name} {len(classes)}" for name, classes in members.items())
+    table.add_section()
+    table.add_row(
+        "", "total", f"{sum(manifest.class_counts):,}", f"{sum(manifest.source_class_counts):,}",
+        f"{sum(manifest.test_class_counts):,}", sizes,
+    )
+    return table
