@@ -95,7 +95,9 @@ def test_gradient_reaches_features_and_radii():
     targets = torch.tensor([0, 1, 1, 2, 0, 2])  # class 3 absent
     drolt_loss(features, targets, centroids, radii).backward()
     assert features.grad.abs().sum() > 0 and torch.isfinite(features.grad).all()
-    assert (radii.grad[:3] != 0).all()  # each present class's radius gets a gradient
+    # each present class's radius gets a gradient, and it is positive: a larger radius lowers
+    # the own-sample scores, so this loss alone always pushes the radii down (docs/baselines.md)
+    assert (radii.grad[:3] > 0).all()
     assert radii.grad[3] == 0  # an absent class's radius does not
 
 
