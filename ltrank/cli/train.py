@@ -1,10 +1,114 @@
-"""`ltrank train`: being built (see the issue that owns it)."""
+"""`ltrank train`: run a recipe for one or more seeds, with rich progress on a terminal."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ltrank.engine.events import BatchEnded, EpochEnded, EpochStarted, Event, RunStarted
 from ltrank.errors import LtrankError
 
 
-def command() -> None:
-    """Not implemented yet."""
-    raise LtrankError("this command is not implemented yet in this version of ltrank")
+def parse_seeds(seed: Optional[int], seeds: Optional[str]) -> list[int]:
+    """``--seed N`` or ``--seeds 0,1,2`` (not both); seed 0 when neither is given."""
+    if seed is not None and seeds is not None:
+        raise LtrankError("give either --seed N or --seeds 0,1,2, not both")
+    if seeds is None:
+        return [0 if seed is None else seed]
+    try:
+        out = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise LtrankError(f"--seeds {seeds!r}: expected comma-separated integers, e.g. --seeds 0,1,2") from None
+    if not out or len(set(out)) != len(out) or min(out) < 0:
+        raise LtrankError(f"--seeds {seeds!r}: expected distinct integers >= 0, e.g. --seeds 0,1,2")
+    return out
+
+
+class ProgressView:
+    """Renders trainer events as an epoch bar (loss / accuracy / lr) and a batch bar."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not console.is_terminal,
+            transient=False,
+        )
+        self.epoch_task: Optional[int] = None
+        self.batch_task: Optional[int] = None
+
+    def __enter__(self) -> "ProgressView":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event: Event) -> None:
+        p = self.progress
+        if isinstance(event, RunStarted):
+            for task in (self.epoch_task, self.batch_task):
+                if task is not None:
+                    p.remove_task(task)
+            self.epoch_task = p.add_task(f"seed {event.seed} epochs", total=event.total_epochs,
+                                         completed=event.start_epoch - 1, info="")
+            self.batch_task = p.add_task("batches", total=event.batches_per_epoch, info="")
+        elif isinstance(event, EpochStarted) and self.batch_task is not None:
+            p.reset(self.batch_task, total=event.batches, info=f"epoch {event.epoch} lr {event.lr:.3g}")
+        elif isinstance(event, BatchEnded) and self.batch_task is not None:
+            p.update(self.batch_task, completed=event.batch, info=f"epoch {event.epoch} loss {event.loss:.4f}")
+        elif isinstance(event, EpochEnded) and self.epoch_task is not None:
+            test = "" if event.test_acc is None else f" test {event.test_acc:.2f}%"
+            p.update(self.epoch_task, completed=event.epoch,
+                     info=f"loss {event.train_loss:.4f} train {event.train_acc:.2f}%{test} lr {event.lr:.3g}")
+
+
+def command(
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="Shipped recipe name (see 'ltrank list recipes') or a .toml path.")],
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Run seed (default 0).")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Several seeds, e.g. 0,1,2 (thesis tables use 3).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Runs folder: OUT/<recipe>/<config hash>/seed<N>/.")] = Path("runs"),
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto (CUDA when available).")] = "auto",
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Data folder (default: $LTRANK_DATA_DIR, else the cache).")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: dotted.key=value (TOML value), repeatable.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue unfinished runs from their checkpoints; skip finished seeds.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, print the resolved recipe (TOML) and its config hash, and stop.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the resolved recipe as JSON.")] = False,
+) -> None:
+    """Train a recipe (METHOD.md section 3 protocol) and write one run record per seed."""
+    from ltrank.recipe import load_recipe, to_toml
+
+    resolved = load_recipe(recipe, overrides or [])
+    seed_list = parse_seeds(seed, seeds)
+    if dry_run:
+        if as_json:
+            typer.echo(json.dumps({"recipe": resolved.name, "config_hash": resolved.config_hash,
+                                   "resolved": resolved.as_dict()}, indent=2))
+        else:
+            typer.echo(f"# recipe {resolved.name} ({resolved.source})\n# config hash {resolved.config_hash}\n")
+            typer.echo(to_toml(resolved.as_dict()))
+        return
+    from ltrank.data import load_longtailed
+    from ltrank.engine.run import resolve_device, run_dir_for, train_one
+
+    torch_device = resolve_device(device)
+    console = Console()
+    data = None
+    for s in seed_list:
+        if data is None:
+            data = load_longtailed(resolved.recipe.data, data_dir)
+        with ProgressView(console) as view:
+            record = train_one(resolved, seed=s, out=out, device=torch_device, data=data, resume=resume,
+                               callback=view)
+        run_dir = run_dir_for(out, resolved, s)
+        if record is None:
+            typer.echo(f"seed {s}: already finished, skipped ({run_dir})")
+            continue
+        final, best = record.final, record.best
+        typer.echo(f"seed {s}: top-1 {final.top1:.2f}% after epoch {final.epoch} "
+                   f"(best {best.top1:.2f}% at epoch {best.epoch}) -> {run_dir}")
+

@@ -1,0 +1,92 @@
+"""Building what a resolved recipe names: model, losses, weighting schedule, optimiser.
+
+Each training phase (see :mod:`ltrank.engine.lr`) gets its own loss object (a stage may override
+the recipe's loss) and its own optimiser over the parameters that phase trains, plus the
+loss's own parameters (e.g. DRO-LT's radii). Parameters outside the phase are frozen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ltrank.engine.lr import Phase
+from ltrank.recipe import LossConfig, Recipe
+from ltrank.registry import NEEDS_EPOCH_START, NEEDS_FEATURES, USES_CLASS_WEIGHTS, Spec
+
+
+@dataclass
+class PhaseLoss:
+    """A loss object with the capability flags the trainer acts on."""
+
+    name: str
+    module: nn.Module
+    spec: Spec
+
+    @property
+    def needs_features(self) -> bool:
+        return self.spec.has(NEEDS_FEATURES)
+
+    @property
+    def uses_class_weights(self) -> bool:
+        return self.spec.has(USES_CLASS_WEIGHTS)
+
+    @property
+    def needs_epoch_start(self) -> bool:
+        return self.spec.has(NEEDS_EPOCH_START)
+
+
+def build_model(recipe: Recipe, num_classes: int) -> nn.Module:
+    from ltrank.registries import BACKBONES
+
+    return BACKBONES.build(recipe.model.backbone, num_classes=num_classes, **recipe.model.params)
+
+
+def build_loss(config: LossConfig, class_counts: Sequence[int]) -> PhaseLoss:
+    from ltrank.registries import LOSSES
+
+    module = LOSSES.build(config.name, class_counts=list(class_counts), **config.params)
+    return PhaseLoss(config.name, module, LOSSES.get(config.name))
+
+
+def build_phase_losses(recipe: Recipe, phases: Sequence[Phase], class_counts: Sequence[int]) -> list[PhaseLoss]:
+    """One loss per phase: the stage's override, else the recipe's ``[loss]``."""
+    return [
+        build_loss(p.stage.loss if p.stage is not None and p.stage.loss is not None else recipe.loss, class_counts)
+        for p in phases
+    ]
+
+
+def build_schedule(recipe: Recipe) -> object:
+    from ltrank.registries import SCHEDULES
+
+    return SCHEDULES.build(recipe.schedule.name, **recipe.schedule.params)
+
+
+def freeze_for_phase(model: nn.Module, which: str) -> list[nn.Module]:
+    """Set ``requires_grad`` for the phase; return the frozen submodules (kept in eval mode)."""
+    parts = {"all": [], "encoder": [model.head], "head": [model.encoder]}[which]
+    for p in model.parameters():
+        p.requires_grad_(True)
+    for part in parts:
+        for p in part.parameters():
+            p.requires_grad_(False)
+    return parts
+
+
+def build_optimizer(model: nn.Module, loss: nn.Module, phase: Phase, recipe: Recipe) -> torch.optim.SGD:
+    """SGD (Nesterov) over the model's unfrozen parameters and the loss's parameters.
+
+    Weight decay applies to every parameter (METHOD.md section 3), the loss's included.
+    """
+    train = recipe.train
+    weight_decay = phase.stage.weight_decay if phase.stage is not None else train.weight_decay
+    params = [p for p in model.parameters() if p.requires_grad]  # see freeze_for_phase
+    params += [p for p in loss.parameters() if p.requires_grad]
+    return torch.optim.SGD(
+        params, lr=train.lr, momentum=train.momentum, nesterov=train.nesterov and train.momentum > 0,
+        weight_decay=weight_decay,
+    )

@@ -1,0 +1,55 @@
+"""Test-set evaluation: top-1 and per-class accuracy (METHOD.md section 2)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ltrank.data.augment import iterate_batches
+from ltrank.metrics import per_class_accuracy
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    top1: float  # fraction of all test images, in [0, 1]
+    per_class: list[float]  # fraction per class, label order (NaN for a class absent from the test set)
+
+
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA, nothing (float32) elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def to_model_layout(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """channels_last on CUDA (faster convolutions), unchanged elsewhere."""
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
+            batch_size: int) -> torch.Tensor:
+    """Arg-max predictions (CPU int64) for uint8 images, model in eval mode, test transform."""
+    was_training = model.training
+    model.eval()
+    preds = []
+    try:
+        for x, _ in iterate_batches(images, labels, batch_size, shuffle=False, drop_last=False, device=device):
+            with autocast_for(device):
+                preds.append(model(to_model_layout(x, device)).argmax(dim=1).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(preds)
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+             device: torch.device, batch_size: int = 1000) -> Accuracy:
+    """Top-1 and per-class accuracy (fractions, as ``results.make_metrics`` takes them)."""
+    preds = predict(model, images, labels, device, batch_size)
+    labels = labels.cpu()
+    top1 = (preds == labels).double().mean().item()
+    return Accuracy(top1=top1, per_class=per_class_accuracy(preds, labels, num_classes))

@@ -1,0 +1,61 @@
+"""What the trainer reports while it runs. The trainer never prints: it hands these events to a
+callback, and the CLI (or a notebook, or a test) decides how to show them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Optional, Union
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    seed: int
+    start_epoch: int  # 1 for a fresh run, later for a resumed one
+    total_epochs: int
+    batches_per_epoch: int
+    device: str
+
+
+@dataclass(frozen=True)
+class EpochStarted:
+    epoch: int
+    total_epochs: int
+    lr: float
+    batches: int
+
+
+@dataclass(frozen=True)
+class BatchEnded:
+    epoch: int
+    batch: int  # 1-indexed
+    batches: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    epoch: int
+    total_epochs: int
+    lr: float
+    train_loss: float
+    train_acc: float  # percent
+    test_acc: Optional[float]  # percent; None when this epoch was not evaluated
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    seed: int
+    status: str  # the run record's status: finished, diverged, interrupted
+    final_top1: Optional[float]
+    best_top1: Optional[float]
+    best_epoch: Optional[int]
+
+
+Event = Union[RunStarted, EpochStarted, BatchEnded, EpochEnded, RunEnded]
+Callback = Callable[[Event], None]
+
+
+def ignore(event: Event) -> None:
+    """The default callback: drop every event."""

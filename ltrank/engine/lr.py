@@ -1,0 +1,62 @@
+"""Learning rate per epoch (METHOD.md section 3) and the training phases of a recipe.
+
+Epochs are 1-indexed. Without ``[[train.stages]]`` the whole run is one phase with the
+protocol schedule: linear warm-up from ``lr * warmup_start_factor`` at epoch 1 to ``lr`` at
+epoch ``warmup_epochs``, then ``lr`` multiplied by ``gamma`` at each milestone epoch (the
+milestone epoch itself already uses the lower rate). With stages, each stage is a phase with a
+constant learning rate (the DRO-LT procedure, METHOD.md section 6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ltrank.recipe import StageConfig, TrainConfig
+
+
+def protocol_lr(epoch: int, cfg: TrainConfig) -> float:
+    """Warm-up then step decay: 0.1/3 at epoch 1, 0.1 at 5..159, 1e-3 at 160..179, 1e-5 from 180."""
+    if epoch < 1:
+        raise ValueError(f"epochs are 1-indexed, got {epoch}")
+    if epoch <= cfg.warmup_epochs:
+        if cfg.warmup_epochs == 1:
+            return cfg.lr
+        frac = (epoch - 1) / (cfg.warmup_epochs - 1)
+        return cfg.lr * (cfg.warmup_start_factor + (1.0 - cfg.warmup_start_factor) * frac)
+    decays = sum(1 for m in cfg.milestones if epoch >= m)
+    return cfg.lr * cfg.gamma**decays
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A run of consecutive epochs trained with one optimiser (momentum buffers reset between)."""
+
+    index: int
+    first_epoch: int
+    last_epoch: int
+    stage: StageConfig | None  # None: the protocol phase of a recipe without stages
+
+
+def phases(cfg: TrainConfig) -> list[Phase]:
+    """The phases of a run: one protocol phase, or one per ``[[train.stages]]`` entry."""
+    if not cfg.stages:
+        return [Phase(0, 1, cfg.epochs, None)]
+    out, first = [], 1
+    for i, stage in enumerate(cfg.stages):
+        out.append(Phase(i, first, first + stage.epochs - 1, stage))
+        first += stage.epochs
+    return out
+
+
+def phase_at(epoch: int, cfg: TrainConfig) -> Phase:
+    """The phase that trains ``epoch`` (1-indexed)."""
+    for phase in phases(cfg):
+        if phase.first_epoch <= epoch <= phase.last_epoch:
+            return phase
+    raise ValueError(f"epoch {epoch} is outside 1..{cfg.epochs}")
+
+
+def lr_at(epoch: int, cfg: TrainConfig) -> float:
+    """The learning rate used throughout ``epoch`` (1-indexed)."""
+    stage = phase_at(epoch, cfg).stage
+    return protocol_lr(epoch, cfg) if stage is None else stage.lr

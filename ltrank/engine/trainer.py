@@ -1,0 +1,262 @@
+"""The training loop of METHOD.md section 3 (plus the stages of section 6 for DRO-LT).
+
+Per epoch: pick the phase (new optimiser at a phase's first epoch), set the learning rate,
+hand the schedule's class weights to the loss (``uses_class_weights``), let the loss prepare
+(``needs_epoch_start``, e.g. DRO-LT centroids), train on shuffled (or class-aware) batches
+augmented on the device, evaluate on the test set when due, then call ``on_epoch_end`` so the
+caller can write a checkpoint and the run record. Everything the loop does is reported as
+events; nothing is printed. A non-finite loss raises :class:`Diverged` before the epoch ends,
+so the last checkpoint stays the last good one.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ltrank.data import LongTailedData
+from ltrank.data.augment import iterate_batches, num_batches
+from ltrank.data.samplers import class_aware_indices
+from ltrank.engine import checkpoint as ckpt
+from ltrank.engine.components import (build_model, build_optimizer, build_phase_losses, build_schedule,
+                                      freeze_for_phase)
+from ltrank.engine.evaluation import autocast_for, evaluate, to_model_layout
+from ltrank.engine.events import BatchEnded, Callback, EpochEnded, EpochStarted, ignore
+from ltrank.engine.lr import Phase, lr_at, phase_at, phases
+from ltrank.losses.base import EpochContext
+from ltrank.recipe import Recipe
+from ltrank.results import make_metrics
+
+#: Added to the run seed for the augmentation generator, so crops/flips and data order differ.
+AUGMENT_SEED_OFFSET = 1_000_003
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite; the epoch was abandoned."""
+
+    def __init__(self, epoch: int, batch: int, value: float) -> None:
+        super().__init__(f"loss became {value} at epoch {epoch}, batch {batch}")
+        self.epoch, self.batch, self.value = epoch, batch, value
+
+
+@dataclass
+class Progress:
+    """What a run has achieved so far; saved in checkpoints as plain data."""
+
+    epoch: int = 0  # last finished epoch
+    history: list[dict[str, Any]] = field(default_factory=list)  # results.EpochStats as dicts
+    final: Optional[dict[str, Any]] = None  # results.Metrics as a dict
+    best: Optional[dict[str, Any]] = None
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+class Trainer:
+    """Trains one model with one seed on data already in memory."""
+
+    def __init__(self, recipe: Recipe, data: LongTailedData, *, seed: int, device: torch.device,
+                 callback: Callback = ignore, init_model: Optional[dict[str, torch.Tensor]] = None) -> None:
+        self.recipe, self.data, self.seed, self.device, self.callback = recipe, data, seed, device, callback
+        self.total_epochs = recipe.train.epochs
+        self.phases = phases(recipe.train)
+        seed_everything(seed)
+        self.model = build_model(recipe, data.num_classes)
+        if init_model is not None:
+            self._load_init(init_model)
+        self.model.to(device)
+        if device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+        self.losses = build_phase_losses(recipe, self.phases, data.class_counts)
+        for loss in self.losses:
+            loss.module.to(device)
+        self.schedule = build_schedule(recipe)
+        self.generators = {
+            "order": torch.Generator().manual_seed(seed),
+            "augment": torch.Generator().manual_seed(seed + AUGMENT_SEED_OFFSET),
+        }
+        self.train_images = data.train_images.to(device)
+        self.train_labels = data.train_labels.to(device)
+        self.test_images = data.test_images.to(device)
+        self.test_labels = data.test_labels.to(device)
+        self.progress = Progress()
+        self.optimizer: Optional[torch.optim.SGD] = None
+        self.phase: Optional[Phase] = None
+        self.frozen: list[torch.nn.Module] = []
+        self._pending_optimizer_state: Optional[dict[str, Any]] = None
+
+    def _load_init(self, state: dict[str, torch.Tensor]) -> None:
+        from ltrank.errors import LtrankError
+
+        try:
+            self.model.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise LtrankError(
+                f"train.init_from: the checkpoint does not fit this recipe's model ({first}); "
+                "start from a run of the same backbone, head and dataset"
+            ) from None
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def batches_per_epoch(self) -> int:
+        n = num_batches(len(self.train_labels), self.recipe.train.batch_size, drop_last=True)
+        cap = self.recipe.train.max_batches_per_epoch
+        return min(n, cap) if cap else n
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue after ``progress.epoch`` (tensors and plain data only)."""
+        assert self.optimizer is not None and self.phase is not None
+        p = self.progress
+        return {
+            "seed": self.seed,
+            "epoch": p.epoch,
+            "phase": self.phase.index,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "losses": [loss.module.state_dict() for loss in self.losses],
+            "rng": ckpt.capture_rng(self.generators),
+            "history": p.history,
+            "final": p.final,
+            "best": p.best,
+            "train_seconds": p.train_seconds,
+            "eval_seconds": p.eval_seconds,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint written by :meth:`state_dict` (call before :meth:`fit`)."""
+        self.model.load_state_dict(state["model"])
+        for loss, loss_state in zip(self.losses, state["losses"]):
+            loss.module.load_state_dict(loss_state)
+        self.progress = Progress(
+            epoch=int(state["epoch"]), history=list(state["history"]), final=state["final"], best=state["best"],
+            train_seconds=float(state["train_seconds"]), eval_seconds=float(state["eval_seconds"]),
+        )
+        # The optimiser is rebuilt when the next epoch's phase starts; its state carries over
+        # only if that epoch is in the same phase as the checkpoint's.
+        if self.progress.epoch < self.total_epochs:
+            next_phase = phase_at(self.progress.epoch + 1, self.recipe.train)
+            if next_phase.index == int(state["phase"]):
+                self._pending_optimizer_state = state["optimizer"]
+        ckpt.restore_rng(state["rng"], self.generators)
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, on_epoch_end: Callable[["Trainer"], None] = lambda trainer: None) -> Progress:
+        """Train from ``progress.epoch + 1`` to the last epoch."""
+        for epoch in range(self.progress.epoch + 1, self.total_epochs + 1):
+            self._enter_phase(epoch)
+            start = time.perf_counter()
+            train_loss, train_acc, lr = self._train_epoch(epoch)
+            train_seconds = time.perf_counter() - start
+            test_acc = self._maybe_evaluate(epoch)
+            seconds = time.perf_counter() - start
+            p = self.progress
+            p.epoch = epoch
+            p.train_seconds += train_seconds
+            p.eval_seconds += seconds - train_seconds
+            p.history.append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                              "test_acc": test_acc, "seconds": seconds})
+            on_epoch_end(self)
+            self.callback(EpochEnded(epoch, self.total_epochs, lr, train_loss, train_acc, test_acc, seconds))
+        return self.progress
+
+    def _enter_phase(self, epoch: int) -> None:
+        phase = phase_at(epoch, self.recipe.train)
+        if self.phase is not None and phase.index == self.phase.index:
+            return
+        self.phase = phase
+        trainable = phase.stage.trainable if phase.stage is not None else "all"
+        self.frozen = freeze_for_phase(self.model, trainable)
+        loss = self.losses[phase.index].module
+        self.optimizer = build_optimizer(self.model, loss, phase, self.recipe)
+        if self._pending_optimizer_state is not None:
+            self.optimizer.load_state_dict(self._pending_optimizer_state)
+            self._pending_optimizer_state = None
+
+    def _batches(self):
+        """This epoch's augmented training batches, in shuffled or class-aware order."""
+        n = len(self.train_labels)
+        sampler = self.phase.stage.sampler if self.phase and self.phase.stage is not None else "shuffle"
+        if sampler == "class_aware":
+            order = class_aware_indices(self.train_labels, n, generator=self.generators["order"])
+        else:
+            order = torch.randperm(n, generator=self.generators["order"])
+        return iterate_batches(self.train_images, self.train_labels, self.recipe.train.batch_size, shuffle=False,
+                               drop_last=True, generator=self.generators["augment"], augment=True,
+                               device=self.device, order=order)
+
+    def _feature_batches(self):
+        """Un-augmented training batches for a loss's epoch-start pass (DRO-LT centroids)."""
+        for x, y in iterate_batches(self.train_images, self.train_labels, self.recipe.eval.batch_size,
+                                    shuffle=False, drop_last=False, device=self.device):
+            yield to_model_layout(x, self.device), y
+
+    def _train_epoch(self, epoch: int) -> tuple[float, float, float]:
+        assert self.optimizer is not None and self.phase is not None
+        loss = self.losses[self.phase.index]
+        lr = lr_at(epoch, self.recipe.train)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if loss.uses_class_weights:
+            loss.module.set_class_weights(self.schedule.weights(epoch, self.total_epochs, loss.module.target_weights))
+        if loss.needs_epoch_start:
+            loss.module.epoch_start(EpochContext(epoch, self.total_epochs, self.model, self._feature_batches,
+                                                 self.device))
+        batches = self.batches_per_epoch
+        self.callback(EpochStarted(epoch, self.total_epochs, lr, batches))
+        self.model.train()
+        for part in self.frozen:
+            part.eval()  # a frozen encoder keeps its BatchNorm statistics too
+        sync_every = 1 if self.device.type == "cpu" else 25  # .item() stalls an asynchronous GPU
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
+        for b, (x, y) in enumerate(self._batches(), start=1):
+            if b > batches:
+                break
+            with autocast_for(self.device):
+                if loss.needs_features:
+                    logits, features = self.model(to_model_layout(x, self.device), return_features=True)
+                else:
+                    logits, features = self.model(to_model_layout(x, self.device)), None
+            logits = logits.float()
+            value = (loss.module(logits, y, features=features.float()) if features is not None
+                     else loss.module(logits, y))
+            self.optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            self.optimizer.step()
+            loss_sum += value.detach()
+            correct += (logits.detach().argmax(dim=1) == y).sum()
+            seen += len(y)
+            if b % sync_every == 0 or b == batches:
+                last = value.item()
+                if not torch.isfinite(loss_sum).item():
+                    raise Diverged(epoch, b, last if not np.isfinite(last) else float(loss_sum.item()))
+                self.callback(BatchEnded(epoch, b, batches, last))
+        return loss_sum.item() / batches, 100.0 * correct.item() / max(seen, 1), lr
+
+    def _maybe_evaluate(self, epoch: int) -> Optional[float]:
+        cfg = self.recipe.eval
+        if epoch % cfg.every and epoch != self.total_epochs:
+            return None
+        acc = evaluate(self.model, self.test_images, self.test_labels, self.data.num_classes, self.device,
+                       cfg.batch_size)
+        metrics = make_metrics(epoch, acc.per_class, self.data.class_counts, top1=acc.top1).model_dump(mode="json")
+        p = self.progress
+        if p.best is None or metrics["top1"] > p.best["top1"]:
+            p.best = metrics
+        if epoch == self.total_epochs:
+            p.final = metrics
+        return metrics["top1"]

@@ -1,0 +1,353 @@
+"""Recipes: one TOML file per experiment, validated in two stages, resolved, and hashed.
+
+Stage 1 (shape) checks the tables and keys of the file against :class:`Recipe` (every model
+forbids unknown keys). Stage 2 validates each named component's ``params`` against the schema
+its registry entry owns, so a typo reports its TOML location (``loss.params.beta: ...``).
+Cross-checks then reject combinations that cannot train (a cosine-head loss on a linear head,
+a weighting schedule on a loss that ignores class weights). The *resolved* recipe has every
+default filled in; its config hash identifies the experiment (seeds and paths excluded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ltrank.data.config import DatasetConfig
+from ltrank.errors import LtrankError, did_you_mean
+from ltrank.registry import NEEDS_COSINE_HEAD, USES_CLASS_WEIGHTS, format_validation_error
+
+#: Losses that train on top of a pretrained model and therefore need ``train.init_from``.
+NEEDS_PRETRAINED = frozenset({"drolt"})
+#: Keys left out of the config hash: they say where things are, or describe, not what is computed.
+#: (``data.source`` stays in: a different npz file or folder is different data.)
+PATH_KEYS = (("train", "init_from"), ("description",))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Section):
+    backbone: str = Field("resnet32", description="backbone registry name, e.g. 'resnet32' or 'timm/resnet18'")
+    params: dict[str, Any] = Field(default_factory=dict, description="the backbone's params, e.g. head = 'cosine'")
+
+
+class LossConfig(_Section):
+    name: str = Field(..., description="loss registry name, e.g. 'ap_cb_delta' (see 'ltrank list losses')")
+    params: dict[str, Any] = Field(default_factory=dict, description="the loss's hyperparameters")
+
+
+class ScheduleConfig(_Section):
+    name: str = Field("none", description="weighting schedule: none, fixed, progressive, drw")
+    params: dict[str, Any] = Field(default_factory=dict, description="the schedule's params")
+
+
+class StageConfig(_Section):
+    """One stage of a multi-stage run (DRO-LT): its own optimiser at a constant learning rate."""
+
+    epochs: int = Field(..., gt=0, description="epochs in this stage")
+    lr: float = Field(..., gt=0, description="constant learning rate of this stage")
+    weight_decay: float = Field(..., ge=0, description="weight decay of this stage")
+    trainable: Literal["all", "encoder", "head"] = Field(
+        "all", description="parameters that train; the rest are frozen (frozen BatchNorm keeps its statistics)"
+    )
+    loss: Optional[LossConfig] = Field(None, description="loss for this stage; default: the recipe's [loss]")
+    sampler: Literal["shuffle", "class_aware"] = Field(
+        "shuffle", description="'shuffle' (every image once per epoch) or 'class_aware' (classes equally often)"
+    )
+
+
+class TrainConfig(_Section):
+    """METHOD.md section 3 protocol; defaults are the thesis settings."""
+
+    epochs: int = Field(200, gt=0, description="training epochs (with stages: their sum)")
+    batch_size: int = Field(128, gt=0, description="images per batch (drop_last)")
+    lr: float = Field(0.1, gt=0, description="peak learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    nesterov: bool = Field(True, description="Nesterov momentum")
+    weight_decay: float = Field(2e-4, ge=0, description="weight decay on all parameters")
+    warmup_epochs: int = Field(5, ge=0, description="epochs of linear warm-up (epoch 1 uses lr * warmup_start_factor)")
+    warmup_start_factor: float = Field(1 / 3, gt=0, le=1, description="warm-up starts at lr times this")
+    milestones: list[int] = Field([160, 180], description="epochs (1-indexed) from which lr is multiplied by gamma")
+    gamma: float = Field(0.01, gt=0, le=1, description="lr factor at each milestone")
+    max_batches_per_epoch: Optional[int] = Field(
+        None, gt=0, description="stop each epoch after this many batches (smoke runs only)"
+    )
+    init_from: Optional[str] = Field(
+        None,
+        description="start from a trained model: a checkpoint.pt, a run directory, or 'recipe:NAME' "
+        "(that recipe's finished run with the same seed under the same --out); '{seed}' is replaced",
+    )
+    stages: list[StageConfig] = Field(default_factory=list, description="multi-stage training (DRO-LT)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainConfig":
+        if sorted(self.milestones) != self.milestones or any(m < 1 for m in self.milestones):
+            raise ValueError(f"milestones must be increasing epochs >= 1, got {self.milestones}")
+        if self.stages:
+            total = sum(s.epochs for s in self.stages)
+            if "epochs" in self.model_fields_set and self.epochs != total:
+                raise ValueError(f"epochs = {self.epochs} but the stages add up to {total}; drop epochs or fix it")
+            self.epochs = total
+        return self
+
+
+class EvalConfig(_Section):
+    groups: Literal["thirds", "shots"] = Field("thirds", description="class groups shown by default (METHOD.md section 2)")
+    every: int = Field(1, gt=0, description="evaluate on the test set every this many epochs (and after the last)")
+    batch_size: int = Field(1000, gt=0, description="images per evaluation batch")
+
+
+class Recipe(_Section):
+    """A whole recipe file."""
+
+    description: str = Field("", description="one line shown by 'ltrank list recipes'")
+    data: DatasetConfig = Field(..., description="the long-tailed dataset")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="backbone and head")
+    loss: LossConfig = Field(..., description="the loss")
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="class-weighting schedule")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="optimisation protocol")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation")
+
+
+@dataclass(frozen=True)
+class ResolvedRecipe:
+    """A validated recipe with every default filled in, and where it came from."""
+
+    name: str
+    source: str
+    recipe: Recipe
+
+    def as_dict(self) -> dict[str, Any]:
+        """The resolved recipe as plain JSON-able data (what run records store)."""
+        return self.recipe.model_dump(mode="json")
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.as_dict())
+
+
+# ------------------------------------------------------------------------------------ loading
+def recipes_dir() -> Path:
+    """The folder of the recipes shipped with ltrank."""
+    return Path(str(resources.files("ltrank") / "recipes"))
+
+
+def shipped_recipes() -> list[str]:
+    """Names of the shipped recipes, sorted."""
+    from ltrank.registry import natural_key
+
+    return sorted((p.stem for p in recipes_dir().glob("*.toml")), key=natural_key)
+
+
+def find_recipe(name_or_path: str) -> Path:
+    """A shipped recipe name (``cifar10-ir100-ap``) or a path to a TOML file."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise LtrankError(f"recipe file {path} not found; give a shipped recipe name or an existing .toml file")
+        return path
+    shipped = recipes_dir() / f"{name_or_path}.toml"
+    if shipped.is_file():
+        return shipped
+    raise LtrankError(
+        f"unknown recipe {name_or_path!r}{did_you_mean(name_or_path, shipped_recipes())}; "
+        "run 'ltrank list recipes' or pass a path to a .toml file"
+    )
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; a syntax error names file and line."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise LtrankError(f"{path}: TOML syntax error: {exc}; fix the file") from None
+    except OSError as exc:
+        raise LtrankError(f"{path}: cannot read recipe ({exc.strerror})") from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``dotted.key=value`` -> (keys, value); the value is read as TOML, else kept as a string."""
+    key, sep, raw = text.partition("=")
+    keys = key.strip().split(".")
+    if not sep or not all(k.strip() for k in keys):
+        raise LtrankError(f"--set {text!r}: expected dotted.key=value, e.g. --set loss.params.beta=0.999")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return [k.strip() for k in keys], value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to the raw recipe data (before validation)."""
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for i, key in enumerate(keys[:-1]):
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise LtrankError(f"--set {text!r}: {'.'.join(keys[: i + 1])} is a value, not a table")
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> ResolvedRecipe:
+    """Find, read, override, validate and resolve a recipe."""
+    path = find_recipe(name_or_path)
+    raw = apply_overrides(read_toml(path), list(overrides or []))
+    name = path.stem
+    try:
+        recipe = resolve(raw)
+    except LtrankError as exc:
+        raise LtrankError(f"recipe {name} ({path}): {exc}") from None
+    return ResolvedRecipe(name=name, source=str(path), recipe=recipe)
+
+
+# ------------------------------------------------------------------------------------ resolving
+def resolve(raw: dict[str, Any]) -> Recipe:
+    """Validate raw recipe data in two stages and fill in every default."""
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise LtrankError(format_validation_error(exc, "", Recipe).lstrip(".")) from None
+    from ltrank.registries import BACKBONES, LOSSES, SCHEDULES
+
+    model_params = _validate(BACKBONES, recipe.model.backbone, recipe.model.params, "model")
+    loss = _resolve_loss(recipe.loss, "loss")
+    schedule_params = _validate(SCHEDULES, recipe.schedule.name, recipe.schedule.params, "schedule")
+    stages = [
+        s.model_copy(update={"loss": _resolve_loss(s.loss, f"train.stages[{i}].loss") if s.loss else None})
+        for i, s in enumerate(recipe.train.stages)
+    ]
+    resolved = recipe.model_copy(
+        update={
+            "model": recipe.model.model_copy(update={"params": model_params}),
+            "loss": loss,
+            "schedule": recipe.schedule.model_copy(update={"params": schedule_params}),
+            "train": recipe.train.model_copy(update={"stages": stages}),
+        }
+    )
+    _cross_check(resolved, LOSSES, BACKBONES)
+    return resolved
+
+
+def _validate(registry: Any, name: str, params: dict[str, Any], where: str) -> dict[str, Any]:
+    key = "backbone" if where == "model" else "name"
+    try:
+        registry.get(name)
+    except LtrankError as exc:
+        raise LtrankError(f"{where}.{key}: {exc}") from None
+    return registry.validate(name, params, where=f"{where}.params").model_dump(mode="json")
+
+
+def _resolve_loss(loss: LossConfig, where: str) -> LossConfig:
+    from ltrank.registries import LOSSES
+
+    return loss.model_copy(update={"params": _validate(LOSSES, loss.name, loss.params, where)})
+
+
+def _cross_check(recipe: Recipe, losses: Any, backbones: Any) -> None:
+    """Reject combinations that cannot train, before any data is loaded."""
+    head = recipe.model.params.get("head")
+    loss_names = [("loss", recipe.loss.name)] + [
+        (f"train.stages[{i}].loss", s.loss.name) for i, s in enumerate(recipe.train.stages) if s.loss
+    ]
+    for where, name in loss_names:
+        if losses.get(name).has(NEEDS_COSINE_HEAD) and head != "cosine":
+            raise LtrankError(
+                f"{where}.name: loss {name!r} needs a cosine classifier head but model.params.head is {head!r}; "
+                "set [model.params] head = \"cosine\""
+            )
+    if recipe.schedule.name != "none" and not all(losses.get(n).has(USES_CLASS_WEIGHTS) for _, n in loss_names):
+        unweighted = next(n for _, n in loss_names if not losses.get(n).has(USES_CLASS_WEIGHTS))
+        raise LtrankError(
+            f"schedule.name: schedule {recipe.schedule.name!r} hands class weights to the loss, but loss "
+            f"{unweighted!r} does not use class weights; use schedule 'none' or a class-weighted loss"
+        )
+    if any(n in NEEDS_PRETRAINED for _, n in loss_names) and not recipe.train.init_from:
+        raise LtrankError(
+            "train.init_from: DRO-LT trains on top of a CE-pretrained model; first train the matching '-ce' "
+            "recipe, then pass --set train.init_from=recipe:<that recipe> (or a checkpoint path)"
+        )
+
+
+# ------------------------------------------------------------------------------------ hashing
+def config_hash(resolved: dict[str, Any], length: int = 12) -> str:
+    """sha256 of the canonical JSON of a resolved recipe without path-like keys (short hex)."""
+    data = json.loads(json.dumps(resolved))
+    for keys in PATH_KEYS:
+        node = data
+        for key in keys[:-1]:
+            node = node.get(key, {})
+        node.pop(keys[-1], None)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:length]
+
+
+# ------------------------------------------------------------------------------------ printing
+def to_toml(data: dict[str, Any]) -> str:
+    """Write resolved recipe data as TOML (``None`` values are left out: they are defaults)."""
+    lines: list[str] = []
+    _emit_table(data, [], lines)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _emit_table(table: dict[str, Any], prefix: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in table.items() if v is not None and not _is_table(v) and not _is_table_array(v)}
+    tables = {k: v for k, v in table.items() if _is_table(v)}
+    arrays = {k: v for k, v in table.items() if _is_table_array(v)}
+    if prefix and (scalars or not (tables or arrays)):
+        lines.append(f"\n[{'.'.join(_key(p) for p in prefix)}]")
+    for key, value in scalars.items():
+        lines.append(f"{_key(key)} = {_value(value)}")
+    for key, value in tables.items():
+        _emit_table(value, prefix + [key], lines)
+    for key, items in arrays.items():
+        for item in items:
+            lines.append(f"\n[[{'.'.join(_key(p) for p in prefix + [key])}]]")
+            inner_scalars = {k: v for k, v in item.items() if not _is_table(v)}
+            for k, v in inner_scalars.items():
+                if v is not None:
+                    lines.append(f"{_key(k)} = {_value(v)}")
+            for k, v in item.items():
+                if _is_table(v):
+                    lines.append(f"{_key(k)} = {_value(v)}")
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, str)):
+        return json.dumps(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items() if v is not None) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
