@@ -33,8 +33,7 @@ class FocalLoss(nn.Module):
     """Sigmoid focal loss over all one-hot entries, summed and divided by B; no alpha."""
 
     def __init__(self, class_counts: Sequence[int] | torch.Tensor, gamma: float = 2.0) -> None:
-        super().__init__()
-        self.num_classes = len(class_counts)
+        super().__init__()  # class_counts: part of the loss contract; plain focal does not use them
         self.gamma = gamma
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
