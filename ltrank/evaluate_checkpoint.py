@@ -1,0 +1,103 @@
+"""Evaluate a saved checkpoint on the balanced test set (what ``ltrank eval`` runs).
+
+A checkpoint (``checkpoint.pt``, loaded with ``weights_only=True``) holds the weights; the
+``record.json`` the trainer writes beside it holds the resolved recipe, from which the model
+(``BACKBONES.build``) and the long-tailed dataset (``load_longtailed``) are rebuilt. The test
+loop is the trainer's own (:func:`ltrank.engine.evaluation.evaluate`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ltrank.errors import LtrankError
+from ltrank.results import RECORD_FILENAME, Metrics, RunRecord, load_record, make_metrics
+
+
+@dataclass
+class CheckpointEvaluation:
+    """What evaluating one checkpoint found."""
+
+    checkpoint: Path
+    record: RunRecord
+    metrics: Metrics
+    class_names: list[str]
+    class_counts: list[int]
+    test_counts: list[int]
+    device: str
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def locate(path: Path) -> tuple[Path, Path]:
+    """(checkpoint, record) for a checkpoint file or a run folder holding both."""
+    from ltrank.engine.checkpoint import CHECKPOINT_FILENAME
+
+    ckpt_path = path / CHECKPOINT_FILENAME if path.is_dir() else path
+    if not ckpt_path.is_file():
+        raise LtrankError(f"{ckpt_path}: no such checkpoint; pass a checkpoint.pt or the run folder holding it")
+    record_path = ckpt_path.parent / RECORD_FILENAME
+    if not record_path.is_file():
+        raise LtrankError(
+            f"{ckpt_path}: no {RECORD_FILENAME} beside it; eval rebuilds the model and data from the run "
+            "record that 'ltrank train' writes in the same folder"
+        )
+    return ckpt_path, record_path
+
+
+def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: str = "cpu") -> CheckpointEvaluation:
+    """Rebuild model and data from the run record, load the weights, evaluate on the test set."""
+    import torch
+
+    from ltrank.data import load_longtailed
+    from ltrank.engine.checkpoint import load_checkpoint
+    from ltrank.engine.components import build_model
+    from ltrank.engine.evaluation import evaluate
+    from ltrank.engine.run import data_info, device_label, resolve_device
+    from ltrank.recipe import Recipe, ResolvedRecipe
+
+    ckpt_path, record_path = locate(path)
+    record = load_record(record_path)
+    state = load_checkpoint(ckpt_path)
+    notes = []
+    if state.get("config_hash") not in (None, record.config_hash):
+        raise LtrankError(
+            f"{ckpt_path} belongs to config {state['config_hash']} but {record_path} to {record.config_hash}; "
+            "they come from different runs"
+        )
+    recipe = Recipe.model_validate(record.recipe)
+    dev = resolve_device(device)
+    data = load_longtailed(recipe.data, data_dir)
+    fingerprint = data_info(ResolvedRecipe(record.recipe_name, str(record_path), recipe), data).fingerprint
+    if fingerprint != record.data.fingerprint:
+        notes.append(
+            f"the data found now (fingerprint {fingerprint}) differs from the data the run trained on "
+            f"({record.data.fingerprint}); e.g. another source file"
+        )
+    model = build_model(recipe, data.num_classes)
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0]
+        raise LtrankError(f"{ckpt_path}: weights do not fit the recipe's model ({first})") from None
+    model.to(dev)
+    start = time.perf_counter()
+    acc = evaluate(model, data.test_images, data.test_labels, data.num_classes, dev, recipe.eval.batch_size)
+    seconds = time.perf_counter() - start
+    test_counts = torch.bincount(data.test_labels.cpu(), minlength=data.num_classes).tolist()
+    missing = [data.class_names[c] for c, v in enumerate(acc.per_class) if math.isnan(v)]
+    if missing:
+        raise LtrankError(f"the test set has no images of class(es) {', '.join(missing)}; per-class accuracy is undefined")
+    epoch = int(state["epoch"])
+    metrics = make_metrics(epoch, acc.per_class, data.class_counts, top1=acc.top1)
+    if record.status != "finished":
+        notes.append(f"the run is {record.status}; this checkpoint is from epoch {epoch}")
+    return CheckpointEvaluation(
+        checkpoint=ckpt_path, record=record, metrics=metrics, class_names=data.class_names,
+        class_counts=data.class_counts, test_counts=test_counts, device=device_label(dev), seconds=seconds,
+        notes=notes,
+    )

@@ -1,0 +1,105 @@
+"""End to end through the CLI on tiny data: train -> eval on its checkpoint -> compare its records."""
+
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ltrank.cli.app import app
+from ltrank.evaluate_checkpoint import evaluate_checkpoint
+from ltrank.results import find_records, load_record
+
+runner = CliRunner()
+NAMES = ["red", "green", "blue", "grey"]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread: on a busy 2-core machine, two spinning OpenMP threads make each tiny
+    step seconds instead of milliseconds. Results do not depend on it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, one_thread):
+    """A 4-class npz set of 8x8 images (class = a colour cast; small to keep the test fast) and a recipe that trains on it for 2 short epochs."""
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.RandomState(0)
+
+    def images(labels):
+        x = rng.randint(0, 80, size=(len(labels), 8, 8, 3)).astype(np.uint8)
+        for i, label in enumerate(labels):
+            if label < 3:
+                x[i, :, :, label] += 150
+        return x
+
+    train = np.repeat(np.arange(4), 24)
+    test = np.repeat(np.arange(4), 6)
+    np.savez_compressed(root / "tiny.npz", train_images=images(train), train_labels=train, test_images=images(test),
+                        test_labels=test, class_names=np.array(NAMES))
+    recipe = root / "tiny-cbdelta.toml"
+    recipe.write_text(
+        f'[data]\nsource = "npz:{root / "tiny.npz"}"\nimbalance_ratio = 4\n'
+        '[loss]\nname = "ap_cb_delta"\nparams = { beta = 0.99 }\n'
+        '[schedule]\nname = "fixed"\n'
+        "[train]\nepochs = 2\nbatch_size = 8\nwarmup_epochs = 1\nmilestones = []\n"
+    )
+    out = root / "runs"
+    result = runner.invoke(app, ["train", "--recipe", str(recipe), "--seeds", "0,1", "--out", str(out),
+                                 "--device", "cpu", "--set", "train.max_batches_per_epoch=2"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_writes_finished_records_with_per_class_metrics(tiny):
+    records = [load_record(p) for p in find_records([tiny])]
+    assert sorted(r.seed for r in records) == [0, 1]
+    for rec in records:
+        assert rec.status == "finished" and rec.finished_at is not None
+        assert len(rec.history) == 2 and rec.final.epoch == 2
+        assert rec.data.class_counts == [24, 15, 9, 6]  # int(24 * (1/4) ** (c/3)), METHOD.md section 1
+        assert len(rec.final.per_class) == 4 and set(rec.final.groups) == {"thirds", "shots"}
+    assert records[0].config_hash == records[1].config_hash  # the seed is not part of the hash
+
+
+def test_eval_reproduces_the_recorded_last_epoch(tiny):
+    path = find_records([tiny])[0]
+    rec = load_record(path)
+    ev = evaluate_checkpoint(path.parent / "checkpoint.pt", device="cpu")
+    assert ev.metrics.epoch == 2
+    assert ev.metrics.per_class == rec.final.per_class  # same weights, same test set, same loop: exact on CPU
+    assert ev.test_counts == [6, 6, 6, 6] and ev.notes == []
+
+    result = runner.invoke(app, ["eval", str(path.parent / "checkpoint.pt"), "--per-class"])
+    assert result.exit_code == 0, result.output
+    assert f"{rec.final.groups['thirds']['Average']:.2f}" in result.output
+    for name in ("Head", "Body", "Tail", "Average", *NAMES):
+        assert name in result.output
+    shots = runner.invoke(app, ["eval", str(path.parent), "--groups", "shots"])  # a run folder works too
+    assert shots.exit_code == 0 and "Few" in shots.output and "empty" in shots.output  # no class has >100 images
+
+    missing = runner.invoke(app, ["eval", str(tiny / "nope.pt")])
+    assert missing.exit_code == 2 and "no such checkpoint" in missing.output
+
+
+def test_compare_aggregates_the_trained_seeds(tiny):
+    records = [load_record(p) for p in find_records([tiny])]
+    result = runner.invoke(app, ["compare", str(tiny), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    header, row = result.output.strip().splitlines()
+    fields = dict(zip(header.split(","), row.split(",")))
+    assert fields["n"] == "2" and fields["method_key"] == "cbdelta"
+    averages = [statistics.fmean(r.final.per_class) for r in records]
+    heads = [statistics.fmean(r.final.per_class[:2]) for r in records]  # 4 classes: thirds 2/1/1
+    assert float(fields["Average_mean"]) == pytest.approx(statistics.fmean(averages), abs=1e-4)
+    assert float(fields["Average_std"]) == pytest.approx(statistics.stdev(averages), abs=1e-4)
+    assert float(fields["Head_mean"]) == pytest.approx(statistics.fmean(heads), abs=1e-4)
+    table = runner.invoke(app, ["compare", str(tiny)])
+    assert table.exit_code == 0 and "AP CB Delta (beta 0.99)" in table.output and "last epoch" in table.output
