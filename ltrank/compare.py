@@ -273,6 +273,11 @@ def compare_records(
             if reference is not None:
                 row.reference = reference.row(key, row.method_key)
                 row.anchors = reference.anchors_for(key, row.method_key)
+                epochs = (group[0][1].recipe.get("train") or {}).get("epochs")
+                if (row.reference or row.anchors) and epochs is not None and epochs != reference.epochs:
+                    table_notes.append(
+                        f"{row.label}: trained {epochs} epochs, the {reference.name} numbers beside it {reference.epochs}"
+                    )
             rows.append(row)
         labels = [r.label for r in rows]
         for row in rows:  # same method, different settings: tell the rows apart

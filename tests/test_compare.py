@@ -230,3 +230,12 @@ def test_plot_without_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     result = runner.invoke(app, ["compare", str(tmp_path / "cbd"), "--plot", str(tmp_path / "p.png")])
     assert result.exit_code == 2 and "pip install 'ltrank[plot]'" in result.output
+
+
+def test_reference_notes_a_shorter_training_budget():
+    short = {"loss": {"name": "ap_cb_delta", "params": {"beta": 0.99}}, "schedule": {"name": "fixed"},
+             "train": {"epochs": 30}}
+    comp = compare_records(pairs(make_record(BASE, recipe=short)), reference=load_reference("thesis"))
+    assert comp.tables[0].notes == ["AP CB Delta (beta 0.99): trained 30 epochs, the thesis numbers beside it 200"]
+    full = dict(short, train={"epochs": 200})
+    assert compare_records(pairs(make_record(BASE, recipe=full)), reference=load_reference("thesis")).tables[0].notes == []

@@ -74,6 +74,7 @@ class Reference(_Strict):
     name: str = Field(..., description="reference name used on the command line")
     source: str = Field(..., description="publication the tables come from")
     setting: str = Field(..., description="training setting of the tables")
+    epochs: int = Field(..., gt=0, description="training epochs behind the tables")
     metric: str = Field(..., description="'last' or 'best': which epoch the tables report")
     groups: str = Field(..., description="group scheme of Head/Body/Tail")
     anchor_setting: str = Field(..., description="setting and metric conventions of the anchors")
