@@ -257,14 +257,17 @@ def test_hand_computed_example_with_interpolation():
 
 
 def test_bucketize_is_exact():
+    """The CPU lookup table equals a binary search: few breakpoints per cell, and many ties."""
     g = torch.Generator().manual_seed(70)
-    breaks = torch.sort(torch.cat([torch.randn(300, generator=g, dtype=torch.float64),
-                                   torch.zeros(40, dtype=torch.float64), torch.full((5,), 1e9, dtype=torch.float64)])).values
-    scores = torch.cat([torch.randn(20000, generator=g, dtype=torch.float64) * 3, breaks, breaks + 1e-15,
-                        torch.tensor([-1e300, 1e300, 0.0, -0.0], dtype=torch.float64)])
-    assert torch.equal(_bucketize(breaks, scores), torch.searchsorted(breaks, scores))
-    single = torch.tensor([0.5, 0.5], dtype=torch.float64)  # zero span
-    assert torch.equal(_bucketize(single, scores), torch.searchsorted(single, scores))
+    spread = torch.randn(300, generator=g, dtype=torch.float64)
+    tied = torch.cat([spread, torch.zeros(40, dtype=torch.float64), torch.full((5,), 1e9, dtype=torch.float64)])
+    extremes = torch.tensor([-1e300, 1e300, 0.0, -0.0, 1e9], dtype=torch.float64)
+    for breaks in (spread, tied, torch.tensor([0.5, 0.5], dtype=torch.float64)):  # last: zero span
+        breaks = torch.sort(breaks).values
+        scores = torch.cat([torch.randn(20000, generator=g, dtype=torch.float64) * 3, breaks,
+                            breaks + 1e-15, breaks.nextafter(torch.tensor(-math.inf, dtype=torch.float64)), extremes])
+        assert torch.equal(_bucketize(breaks, scores), torch.searchsorted(breaks, scores))
+        assert torch.equal(_bucketize(breaks, scores, max_steps=0), torch.searchsorted(breaks, scores))
 
 
 @pytest.mark.parametrize(

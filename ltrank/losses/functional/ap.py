@@ -164,20 +164,21 @@ def ap_loss_and_grad(
     intercept_diff.index_add_(0, first_linear, intercept_i).index_add_(0, past_linear, neg_coef - intercept_i)
     slope = torch.cumsum(slope_diff, 0)[:n_buckets]
     intercept = torch.cumsum(intercept_diff, 0)[:n_buckets]
-    grad = scores  # reuse the buffer: the scores are not needed after this line
-    grad.mul_(slope.index_select(0, bucket)).add_(intercept.index_select(0, bucket))
+    grad = intercept.index_select(0, bucket).addcmul_(slope.index_select(0, bucket), scores)
     grad[pos_index] = -(w * primary) / batch  # eqs. 3.20, 3.28
     return loss, grad.to(logits.dtype).view_as(logits)
 
 
-def _bucketize(breaks: torch.Tensor, scores: torch.Tensor, cells_per_break: int = 64) -> torch.Tensor:
+def _bucketize(breaks: torch.Tensor, scores: torch.Tensor, cells_per_break: int = 64, max_steps: int = 8) -> torch.Tensor:
     """``#{k : breaks[k] < x}`` for every score x (= ``torch.searchsorted(breaks, scores)``).
 
     On CUDA that is ``torch.searchsorted``. On CPU a binary search per score is the slowest step,
     so a lookup table answers most scores: a monotone map ``cell`` sends scores to
     ``cells_per_break * len(breaks)`` equal-width cells, and because it is monotone, a score whose
-    cell holds no breakpoint is above exactly the breakpoints of the cells before it. Only the
-    few scores that share a cell with a breakpoint are binary-searched. The answer is exact.
+    cell holds no breakpoint is above exactly the breakpoints of the cells before it. The few
+    scores that share a cell with breakpoints step over that cell's breakpoints one at a time
+    (at most ``max_steps`` per cell; more, as with many tied scores, falls back to a binary
+    search). The answer is exact.
     """
     if scores.device.type != "cpu":
         return torch.searchsorted(breaks, scores)
@@ -185,18 +186,31 @@ def _bucketize(breaks: torch.Tensor, scores: torch.Tensor, cells_per_break: int 
     low = float(breaks[0])
     span = float(breaks[-1]) - low
     scale = (n_cells - 1) / span if span > 0 else 1.0
+    offset = 1.0 - low * scale
 
-    def cell(x: torch.Tensor) -> torch.Tensor:  # monotone; cell 0 is below, n_cells + 1 above
-        return torch.sub(x, low).mul_(scale).add_(1.0).clamp_(0.0, n_cells + 1.0).to(torch.long)
+    def cell(x: torch.Tensor) -> torch.Tensor:
+        # x * scale + offset, each step correctly rounded, is monotone in x: the property needed.
+        # Cell 0 is below breaks[0]; cell n_cells + 1 is above breaks[-1].
+        return torch.mul(x, scale).add_(offset).clamp_(0.0, n_cells + 1.0).to(torch.long)
 
     per_cell = torch.bincount(cell(breaks), minlength=n_cells + 2)
     before = torch.cumsum(per_cell, 0) - per_cell
     score_cell = cell(scores)
     bucket = before.index_select(0, score_cell)
     shared = (per_cell > 0).index_select(0, score_cell).nonzero().squeeze(1)
-    if shared.numel():
-        bucket.index_copy_(0, shared, torch.searchsorted(breaks, scores.index_select(0, shared)))
-    return bucket
+    if shared.numel() == 0:
+        return bucket
+    x = scores.index_select(0, shared)
+    steps = int(per_cell.max())
+    if steps > max_steps:
+        found = torch.searchsorted(breaks, x)
+    else:
+        # the breakpoint after a cell's last one lies in a later cell, so above x: no overshoot
+        padded = torch.cat([breaks, breaks.new_full((1,), float("inf"))])
+        found = bucket.index_select(0, shared)
+        for _ in range(steps):
+            found += x > padded.index_select(0, found)
+    return bucket.index_copy_(0, shared, found)
 
 
 def _step_sums(
