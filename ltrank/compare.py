@@ -125,10 +125,11 @@ def _infer_key(recipe: dict) -> Optional[str]:
         return "cbprimary" + progressive
     if name == "ldam":
         return {"none": "ldam", "drw": "ldam-drw"}.get(schedule)
-    simple = {"ce": "ce", "focal": "focal", "ap": "ap", "cb_focal": "cbfocal", "drolt": "drolt"}
-    if name in simple:
-        return simple[name] if schedule in ("none", "fixed") or name == "cb_focal" else None
-    return name if schedule == "none" else None  # e.g. a plugin loss such as balanced_softmax
+    if name == "cb_focal":
+        return "cbfocal"
+    if schedule != "none":
+        return None  # e.g. CE with deferred re-weighting: no thesis row
+    return {"focal": "focal", "ap": "ap", "drolt": "drolt"}.get(name, name)  # else e.g. a plugin loss
 
 
 def method_key(record: RunRecord) -> str:

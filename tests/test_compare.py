@@ -158,6 +158,10 @@ def test_method_read_from_recipe_contents_before_name():
     ce = {"loss": {"name": "ce", "params": {"beta": 0.9999}}, "schedule": {"name": "none"}}
     (row,) = compare_records(pairs(make_record(BASE, recipe_name="cifar10-ir100-ce", recipe=ce))).tables[0].rows
     assert (row.method_key, row.label) == ("ce", "CE")  # beta unused without class weights: not shown
+    ce_drw = {"loss": {"name": "ce", "params": {"beta": 0.9999}}, "schedule": {"name": "drw"}}
+    (row,) = compare_records(pairs(make_record(BASE, recipe_name="my-ce-drw", recipe=ce_drw)),
+                             reference=load_reference("thesis")).tables[0].rows
+    assert (row.method_key, row.label, row.reference) == ("my-ce-drw", "my-ce-drw (beta 0.9999)", None)
 
 
 def test_reference_with_shots_shows_only_average():
