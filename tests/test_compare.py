@@ -243,3 +243,25 @@ def test_reference_notes_a_shorter_training_budget():
     assert comp.tables[0].notes == ["AP CB Delta (beta 0.99): trained 30 epochs, the thesis numbers beside it 200"]
     full = dict(short, train={"epochs": 200})
     assert compare_records(pairs(make_record(BASE, recipe=full)), reference=load_reference("thesis")).tables[0].notes == []
+
+
+def test_every_shipped_recipe_maps_to_its_thesis_row():
+    """The method read from each shipped recipe is its name's suffix, so --reference finds its row;
+    every thesis row has a shipped recipe."""
+    from ltrank.recipe import load_recipe, shipped_recipes
+
+    thesis = load_reference("thesis")
+    names = [n for n in shipped_recipes() if n.split("-")[0] in ("cifar10", "cifar100")]
+    assert len(names) == 48
+    matched = set()
+    for name in names:
+        resolved = load_recipe(name)
+        cfg = resolved.recipe.data
+        dataset = f"{cfg.source}-ir{cfg.imbalance_ratio:g}"
+        rec = make_record(BASE, recipe_name=name, recipe=resolved.as_dict(), source=cfg.source, ir=cfg.imbalance_ratio)
+        (row,) = compare_records(pairs(rec), reference=thesis).tables[0].rows
+        assert row.method_key == name.removeprefix(dataset + "-"), name
+        if row.reference is not None:
+            matched.add((dataset, row.method_key))
+    expected = {(d, m) for d, table in thesis.datasets.items() for m in table.methods}
+    assert matched == expected
