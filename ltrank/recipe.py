@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ltrank.data.config import DatasetConfig
 from ltrank.errors import LtrankError, did_you_mean
@@ -69,7 +69,7 @@ class StageConfig(_Section):
 class TrainConfig(_Section):
     """METHOD.md section 3 protocol; defaults are the thesis settings."""
 
-    epochs: int = Field(200, gt=0, description="training epochs (with stages: their sum)")
+    epochs: int = Field(200, gt=0, description="training epochs (with stages: their sum, filled in when resolved)")
     batch_size: int = Field(128, gt=0, description="images per batch (drop_last)")
     lr: float = Field(0.1, gt=0, description="peak learning rate")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
@@ -89,16 +89,12 @@ class TrainConfig(_Section):
     )
     stages: list[StageConfig] = Field(default_factory=list, description="multi-stage training (DRO-LT)")
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "TrainConfig":
-        if sorted(self.milestones) != self.milestones or any(m < 1 for m in self.milestones):
-            raise ValueError(f"milestones must be increasing epochs >= 1, got {self.milestones}")
-        if self.stages:
-            total = sum(s.epochs for s in self.stages)
-            if "epochs" in self.model_fields_set and self.epochs != total:
-                raise ValueError(f"epochs = {self.epochs} but the stages add up to {total}; drop epochs or fix it")
-            self.epochs = total
-        return self
+    @field_validator("milestones")
+    @classmethod
+    def _increasing(cls, milestones: list[int]) -> list[int]:
+        if sorted(milestones) != milestones or any(m < 1 for m in milestones):
+            raise ValueError("milestones must be increasing epochs >= 1")
+        return milestones
 
 
 class EvalConfig(_Section):
@@ -220,7 +216,7 @@ def resolve(raw: dict[str, Any]) -> Recipe:
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
-        raise LtrankError(format_validation_error(exc, "", Recipe).lstrip(".")) from None
+        raise LtrankError(format_validation_error(exc, "", Recipe).strip()) from None
     from ltrank.registries import BACKBONES, LOSSES, SCHEDULES
 
     model_params = _validate(BACKBONES, recipe.model.backbone, recipe.model.params, "model")
@@ -235,11 +231,21 @@ def resolve(raw: dict[str, Any]) -> Recipe:
             "model": recipe.model.model_copy(update={"params": model_params}),
             "loss": loss,
             "schedule": recipe.schedule.model_copy(update={"params": schedule_params}),
-            "train": recipe.train.model_copy(update={"stages": stages}),
+            "train": recipe.train.model_copy(update={"stages": stages, "epochs": _total_epochs(recipe.train)}),
         }
     )
     _cross_check(resolved, LOSSES, BACKBONES)
     return resolved
+
+
+def _total_epochs(train: TrainConfig) -> int:
+    """With stages, the run's epochs are their sum (an explicit ``epochs`` must agree)."""
+    if not train.stages:
+        return train.epochs
+    total = sum(s.epochs for s in train.stages)
+    if "epochs" in train.model_fields_set and train.epochs != total:
+        raise LtrankError(f"train.epochs: {train.epochs}, but the stages add up to {total}; remove epochs or fix it")
+    return total
 
 
 def _validate(registry: Any, name: str, params: dict[str, Any], where: str) -> dict[str, Any]:
