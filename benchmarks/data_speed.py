@@ -127,7 +127,7 @@ def main() -> None:
     share = data_s / (data_s + step_s)
 
     batch = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(1))[: args.batch_size]]
-    top, left, flip = draw_crop_flip(len(batch), 32, 32, torch.Generator().manual_seed(2))
+    top, left, flip = draw_crop_flip(len(batch), torch.Generator().manual_seed(2))
     variants = {
         "unfold view (ltrank)": lambda: normalize(crop_flip(batch, top, left, flip)),
         "per-offset groups": lambda: normalize(_groups_crop_flip(batch, top, left, flip)),

@@ -39,7 +39,7 @@ def _torchvision_per_image(image_chw: torch.Tensor, top: int, left: int, flip: b
 def test_batched_train_transform_equals_torchvision_per_image():
     images = _batch(24)
     gen = torch.Generator().manual_seed(5)
-    top, left, flip = draw_crop_flip(len(images), 32, 32, gen)
+    top, left, flip = draw_crop_flip(len(images), gen)
     # every offset extreme and both flip states occur in the check
     top[:4], left[:4], flip[:4] = torch.tensor([0, 8, 0, 8]), torch.tensor([0, 8, 8, 0]), torch.tensor([1, 0, 1, 0]).bool()
     ours = normalize(crop_flip(images, top, left, flip))
@@ -65,7 +65,7 @@ def test_test_transform_is_torchvision_to_tensor_and_normalize():
 
 
 def test_random_parameters_cover_the_range_and_are_seeded():
-    top, left, flip = draw_crop_flip(4000, 32, 32, torch.Generator().manual_seed(0))
+    top, left, flip = draw_crop_flip(4000, torch.Generator().manual_seed(0))
     assert set(top.tolist()) == set(range(9)) == set(left.tolist())
     assert 0.45 < flip.float().mean().item() < 0.55
     a = train_transform(_batch(8), torch.Generator().manual_seed(3))

@@ -186,3 +186,9 @@ def test_image_folder_errors(tmp_path):
     (tmp_path / "c" / "train" / "y" / "000.png").write_bytes(b"not a png")
     with pytest.raises(LtrankError, match=r"000.png: cannot decode image"):
         load_longtailed(DatasetConfig(source=f"folder:{tmp_path / 'c'}", imbalance_ratio=1))
+
+
+def test_class_without_test_images_is_an_error(tmp_path):
+    write_folder(tmp_path / "d", {"x": (3, 1), "y": (3, 0)})
+    with pytest.raises(LtrankError, match=r"class 'y' has no test images"):
+        load_longtailed(DatasetConfig(source=f"folder:{tmp_path / 'd'}", imbalance_ratio=1))

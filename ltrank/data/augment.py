@@ -26,7 +26,7 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
 
 
 def draw_crop_flip(
-    batch_size: int, height: int, width: int, generator: torch.Generator | None, padding: int = PADDING
+    batch_size: int, generator: torch.Generator | None, padding: int = PADDING
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random (top, left) offsets in the padded image, in 0..2*padding, and flip flags (p = 0.5).
 
@@ -35,7 +35,6 @@ def draw_crop_flip(
     top = torch.randint(0, 2 * padding + 1, (batch_size,), generator=generator)
     left = torch.randint(0, 2 * padding + 1, (batch_size,), generator=generator)
     flip = torch.rand(batch_size, generator=generator) < 0.5
-    del height, width  # offsets do not depend on the size: the crop keeps it
     return top, left, flip
 
 
@@ -58,7 +57,7 @@ def crop_flip(
 
 def train_transform(images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """The training augmentation of METHOD.md section 1 on a uint8 batch; returns float32."""
-    top, left, flip = draw_crop_flip(images.shape[0], images.shape[2], images.shape[3], generator)
+    top, left, flip = draw_crop_flip(images.shape[0], generator)
     return normalize(crop_flip(images, top, left, flip))
 
 

@@ -165,7 +165,10 @@ def load_npz(path: Path, name: str | None = None) -> RawSource:
     full_size = None
     if ranks is not None:
         ranks, full_size = _validated_ranks(path, np.asarray(ranks), train_labels, len(classes))
-        pool_note = "pool: per-class counts follow METHOD.md, images differ from a full-set subset"
+        pool_note = (
+            "long-tail pool: the split has the reference per-class counts but not all the reference "
+            "images (docs/data.md)"
+        )
         note = f"{note}; {pool_note}" if note else pool_note
     info = SourceInfo(name=name or f"npz:{path}", kind="npz", path=str(path), fingerprint=fingerprint, note=note)
     return RawSource(train_images, train_labels, test_images, test_labels, classes, info, ranks, full_size)
@@ -226,6 +229,14 @@ def _validated(origin: Path, arrays: dict[str, np.ndarray]):
                 f"{origin}: {split}_labels must lie in 0..{num_classes - 1} (one per class name), "
                 f"found {int(labels.min())}..{int(labels.max())}"
             )
+        if split == "test":
+            present = np.bincount(labels, minlength=num_classes)
+            if (present == 0).any():
+                missing = classes[int(np.flatnonzero(present == 0)[0])]
+                raise LtrankError(
+                    f"{origin}: class {missing!r} has no test images; every class needs at least one "
+                    "(accuracy is reported per class)"
+                )
         chw = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
         if shape is not None and chw.shape[1:] != shape:
             raise LtrankError(f"{origin}: train images are {list(shape)} but test images are {list(chw.shape[1:])}")
