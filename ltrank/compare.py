@@ -285,6 +285,9 @@ def compare_records(
             if labels.count(row.label) > 1:
                 row.label = f"{row.label} [{row.config_hash[:8]}]"
         rows.sort(key=_order)
+        if reference is not None and not any(r.reference or r.anchors for r in rows):
+            known = ", ".join(reference.datasets)
+            table_notes.append(f"{name}: the {reference.name} reference has no numbers for these runs (it covers {known})")
         tables.append(Table(name, key, list(runs[0][1].data.class_counts), rows, table_notes))
     if reference is not None:
         if scheme != reference.groups:

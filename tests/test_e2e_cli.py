@@ -28,7 +28,7 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, one_thread):
+def tiny_data(tmp_path_factory, one_thread):
     """A 4-class npz set of 8x8 images (class = a colour cast; small to keep the test fast) and a recipe that trains on it for 2 short epochs."""
     root = tmp_path_factory.mktemp("tiny")
     rng = np.random.RandomState(0)
@@ -51,7 +51,13 @@ def tiny(tmp_path_factory, one_thread):
         '[schedule]\nname = "fixed"\n'
         "[train]\nepochs = 2\nbatch_size = 8\nwarmup_epochs = 1\nmilestones = []\n"
     )
-    out = root / "runs"
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_data):
+    """Two seeds of a tiny AP CB Delta recipe, trained through the CLI."""
+    recipe, out = tiny_data / "tiny-cbdelta.toml", tiny_data / "runs"
     result = runner.invoke(app, ["train", "--recipe", str(recipe), "--seeds", "0,1", "--out", str(out),
                                  "--device", "cpu", "--set", "train.max_batches_per_epoch=2"])
     assert result.exit_code == 0, result.output
@@ -103,3 +109,26 @@ def test_compare_aggregates_the_trained_seeds(tiny):
     assert float(fields["Head_mean"]) == pytest.approx(statistics.fmean(heads), abs=1e-4)
     table = runner.invoke(app, ["compare", str(tiny)])
     assert table.exit_code == 0 and "AP CB Delta (beta 0.99)" in table.output and "last epoch" in table.output
+
+
+def test_quickstart_recipe_end_to_end_on_tiny_data(tiny_data, tmp_path):
+    """The shipped quickstart recipe (the README's main job) through train -> eval -> compare,
+    its data and budget overridden to tiny sizes."""
+    out = tmp_path / "runs"
+    result = runner.invoke(app, [
+        "train", "--recipe", "quickstart", "--seed", "0", "--out", str(out), "--device", "cpu",
+        "--set", f"data.source=npz:{tiny_data / 'tiny.npz'}", "--set", "data.imbalance_ratio=4",
+        "--set", "train.epochs=2", "--set", "train.max_batches_per_epoch=2", "--set", "train.batch_size=8",
+        "--set", "train.milestones=[2]", "--set", "eval.every=1",
+    ])
+    assert result.exit_code == 0, result.output
+    (path,) = find_records([out])
+    rec = load_record(path)
+    assert rec.recipe_name == "quickstart" and rec.status == "finished" and rec.final.epoch == 2
+    evaluated = runner.invoke(app, ["eval", str(path.parent)])
+    assert evaluated.exit_code == 0 and f"{rec.final.groups['thirds']['Average']:.2f}" in evaluated.output
+    compared = runner.invoke(app, ["compare", str(out), "--format", "markdown", "--reference", "thesis"])
+    assert compared.exit_code == 0, compared.output
+    # a dataset the thesis does not have: our row only, n = 1, std shown as "-"
+    assert "| AP CB Delta (beta 0.99) | 1 | " in compared.output and "± -" in compared.output
+    assert "*thesis:" not in compared.output and "the thesis reference has no numbers for these runs" in compared.output
