@@ -97,9 +97,9 @@ def test_asking_for_more_than_a_class_holds_is_exit_2_with_one_line(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["cifar-10"], "did you mean 'cifar10'"),
-        (["cifar10", "--imbalance-ratio", "0.5"], "imbalance_ratio"),
-        (["cifar10", "--profile", "linear"], "profile"),
+        (["cifar-10"], "error: SOURCE: unknown data source 'cifar-10' (did you mean 'cifar10'"),
+        (["cifar10", "--imbalance-ratio", "0.5"], "--imbalance-ratio: Input should be greater than or equal to 1"),
+        (["cifar10", "--profile", "linear"], "--profile: Input should be 'exp' or 'step'"),
         (["cifar10", "--groups", "quarters"], "unknown --groups"),
     ],
 )

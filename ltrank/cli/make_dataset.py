@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -35,10 +36,11 @@ def command(
         raise LtrankError(f"unknown --groups {groups!r}; use 'thirds' or 'shots'")
     try:
         cfg = DatasetConfig(source=source, imbalance_ratio=imbalance_ratio, profile=profile, seed=seed)
-    except ValueError as exc:
-        first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc), "loc": ()}
-        where = ".".join(str(p) for p in first.get("loc", ())) or "dataset"
-        raise LtrankError(f"{where}: {first['msg']}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "source"
+        where = "SOURCE" if field == "source" else "--" + field.replace("_", "-")
+        raise LtrankError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
     data = load_longtailed(cfg, data_dir)
     members = group_classes(data.class_counts, groups)
     out.mkdir(parents=True, exist_ok=True)
