@@ -152,7 +152,7 @@ def test_cifar_pool_file_in_data_dir_is_used_when_torchvision_files_are_absent(t
         test_labels=np.arange(10),
         class_names=np.asarray([str(c) for c in range(10)]),
     )
-    with pytest.raises(LtrankError, match="largest class has 20 images, expected 5000"):
+    with pytest.raises(LtrankError, match="10 classes, largest with 20 images; cifar10 needs 10 classes and 5000"):
         load_longtailed(DatasetConfig(source="cifar10"), data_dir=tmp_path)
 
 

@@ -18,7 +18,8 @@ from ltrank.metrics import GROUP_SCHEMES, group_classes
 
 def command(
     source: Annotated[
-        str, typer.Argument(help="'cifar10', 'cifar100', 'npz:<path>' or 'folder:<path>' (see docs/data.md).")
+        str,
+        typer.Argument(metavar="SOURCE", help="'cifar10', 'cifar100', 'npz:<path>' or 'folder:<path>' (see docs/data.md)."),
     ],
     imbalance_ratio: Annotated[float, typer.Option(help="n_max / n_min of the long-tailed training set (>= 1).")] = 100.0,
     profile: Annotated[str, typer.Option(help="Long-tail profile: 'exp' or 'step'.")] = "exp",

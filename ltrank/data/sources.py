@@ -83,10 +83,12 @@ def _load_cifar(name: str, root: Path) -> RawSource:
         return _load_torchvision(name, root)
     if (root / pool_file).is_file():
         raw = load_npz(root / pool_file, name=name)
-        if raw.train_ranks is not None and raw.full_class_size != full_size:
+        num_classes = 10 if name == "cifar10" else 100
+        largest = int(np.bincount(raw.train_labels).max())
+        if len(raw.class_names) != num_classes or largest != full_size:
             raise LtrankError(
-                f"{root / pool_file}: largest class has {raw.full_class_size} images, expected {full_size} "
-                f"for {name}; is this the right file?"
+                f"{root / pool_file}: {len(raw.class_names)} classes, largest with {largest} images; "
+                f"{name} needs {num_classes} classes and {full_size} images in the largest; is this the right file?"
             )
         return raw
     try:
