@@ -51,3 +51,21 @@ def test_cifar100_pool_ir50_and_step_profile_needs_the_full_set():
     # the pool is an IR-10 exponential tail: class 1 holds 488 images, a step profile needs 500
     with pytest.raises(LtrankError, match=r"class 1 \('aquarium_fish'\) needs 500 training images but the source holds 488"):
         load_longtailed(DatasetConfig(source="cifar100", imbalance_ratio=10, profile="step"), data_dir=SHARED)
+
+
+def test_cifar10_pool_split_holds_every_reference_image_the_pool_has(cifar10_ir100):
+    import numpy as np
+
+    with np.load(SHARED / "cifar10-lt-pool.npz") as pool:
+        ranks, labels = pool["train_source_rank"], pool["train_labels"]
+    pool_sizes = np.bincount(labels)
+    np.random.seed(0)  # the reference loop on full CIFAR-10 (5000 per class), in within-class positions
+    shared = 0
+    for c, n_c in enumerate(cifar10_ir100.class_counts):
+        positions = np.arange(5000)
+        np.random.shuffle(positions)
+        reference = {int(p) for p in positions[:n_c] if p < pool_sizes[c]}
+        chosen = {int(ranks[row]) for row in cifar10_ir100.manifest.selected_indices[c]}
+        assert reference <= chosen and len(chosen) == n_c
+        shared += len(reference)
+    assert shared == 9350  # the figure quoted in docs/data.md
