@@ -126,8 +126,7 @@ def ap_loss_and_grad(
     bucket = _bucketize(breaks, scores)
     pos_bucket = bucket[pos_index]
     n_buckets = 2 * batch + 1
-    count_all = torch.zeros(n_buckets, dtype=_WORK, device=device)
-    count_all.index_add_(0, bucket, torch.ones((), dtype=_WORK, device=device).expand_as(scores))
+    count_all = torch.bincount(bucket, minlength=n_buckets).to(_WORK)
     sum_all = torch.zeros(n_buckets, dtype=_WORK, device=device).index_add_(0, bucket, scores)
     count_pos = torch.zeros(n_buckets, dtype=_WORK, device=device)
     count_pos.index_add_(0, pos_bucket, torch.ones_like(s))
