@@ -1,0 +1,129 @@
+"""`ltrank train` end to end on tiny data through CliRunner: seeds, folders, exit codes, divergence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from typer.testing import CliRunner
+
+from _tiny_recipe import one_thread, tiny_recipe  # noqa: F401 (one_thread is a fixture)
+from ltrank.cli.app import app
+from ltrank.engine.checkpoint import load_checkpoint
+from ltrank.recipe import load_recipe
+from ltrank.registries import LOSSES
+from ltrank.registry import NEEDS_EPOCH_START, Spec
+from ltrank.results import load_record
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+runner = CliRunner()
+
+
+def train(*args: str):
+    return runner.invoke(app, ["train", "--device", "cpu", *args])
+
+
+def test_train_two_seeds_then_refuse_to_overwrite_then_skip_with_resume(tmp_path: Path):
+    recipe = tiny_recipe(tmp_path, epochs=2)
+    out = tmp_path / "runs"
+    result = train("--recipe", str(recipe), "--seeds", "0,1", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    config_hash = load_recipe(str(recipe)).config_hash
+    records = sorted((out / "tiny-ce" / config_hash).glob("seed*/record.json"))
+    assert [p.parent.name for p in records] == ["seed0", "seed1"]
+    for path in records:
+        record = load_record(path)
+        assert record.status == "finished" and record.final.epoch == 2
+        assert f"seed {record.seed}: top-1 {record.final.top1:.2f}%" in result.stdout
+    assert "\x1b[" not in result.stdout, "no progress bars when stdout is not a terminal"
+
+    again = train("--recipe", str(recipe), "--seed", "1", "--out", str(out))
+    assert again.exit_code == 2 and "already holds a finished run" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+
+    skipped = train("--recipe", str(recipe), "--seeds", "0,1", "--out", str(out), "--resume")
+    assert skipped.exit_code == 0 and skipped.stdout.count("already finished, skipped") == 2
+
+
+def test_overrides_make_a_different_experiment_folder(tmp_path: Path):
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    out = tmp_path / "runs"
+    assert train("--recipe", str(recipe), "--out", str(out)).exit_code == 0
+    result = train("--recipe", str(recipe), "--out", str(out), "--set", "train.lr=0.05")
+    assert result.exit_code == 0, result.output
+    assert len(list((out / "tiny-ce").iterdir())) == 2
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--seed", "0", "--seeds", "1,2"], "either --seed N or --seeds"),
+    (["--seeds", "0,x"], "comma-separated integers"),
+    (["--seeds", "1,1"], "distinct"),
+])
+def test_seed_option_errors(tmp_path: Path, args, message):
+    result = train("--recipe", str(tiny_recipe(tmp_path, epochs=1)), *args)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+class NaNFromEpoch2(nn.Module):
+    """Cross-entropy for epoch 1, NaN from epoch 2 on: a run that diverges mid-way."""
+
+    def __init__(self, class_counts):
+        super().__init__()
+        self.epoch = 0
+
+    def epoch_start(self, ctx) -> None:
+        self.epoch = ctx.epoch
+
+    def forward(self, logits, targets):
+        loss = F.cross_entropy(logits, targets)
+        return loss * float("nan") if self.epoch >= 2 else loss
+
+
+@pytest.fixture
+def nan_loss(monkeypatch):
+    spec = Spec(NaNFromEpoch2, "test loss that diverges in epoch 2", capabilities=frozenset({NEEDS_EPOCH_START}))
+    monkeypatch.setitem(LOSSES._entries, "nan_from_epoch2", spec)
+
+
+def test_divergence_stops_marks_the_record_and_keeps_the_last_good_checkpoint(tmp_path: Path, nan_loss):
+    recipe = tiny_recipe(tmp_path, "tiny-nan", 'name = "nan_from_epoch2"', epochs=3)
+    out = tmp_path / "runs"
+    result = train("--recipe", str(recipe), "--out", str(out))
+    assert result.exit_code == 1, result.output
+    assert "run failed: loss became nan at epoch 2, batch 1" in result.stderr
+    assert "checkpoint of epoch 1 is kept" in result.stderr
+    run_dir = out / "tiny-nan" / load_recipe(str(recipe)).config_hash / "seed0"
+    record = load_record(run_dir / "record.json")
+    assert record.status == "diverged" and [h.epoch for h in record.history] == [1] and record.final is None
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    # resuming would only diverge again: refused, with the way out
+    resumed = train("--recipe", str(recipe), "--out", str(out), "--resume")
+    assert resumed.exit_code == 2 and "diverged run; delete that folder" in resumed.stderr
+
+
+def test_an_absurd_learning_rate_diverges_instead_of_finishing(tmp_path: Path):
+    recipe = tiny_recipe(tmp_path, epochs=2)
+    result = train("--recipe", str(recipe), "--out", str(tmp_path / "runs"), "--set", "train.lr=1e30")
+    assert result.exit_code == 1 and "run failed: loss became" in result.stderr
+
+
+def test_missing_data_is_a_one_line_error(tmp_path: Path):
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    recipe.write_text(recipe.read_text().replace("tiny.npz", "missing.npz"))
+    result = train("--recipe", str(recipe), "--out", str(tmp_path / "runs"))
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "missing.npz" in result.stderr
+
+
+def test_record_json_is_plain_json_with_the_resolved_recipe(tmp_path: Path):
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    out = tmp_path / "runs"
+    assert train("--recipe", str(recipe), "--out", str(out), "--seed", "4").exit_code == 0
+    (path,) = out.glob("tiny-ce/*/seed4/record.json")
+    raw = json.loads(path.read_text())
+    assert raw["recipe"]["train"]["batch_size"] == 8 and raw["seed"] == 4 and raw["status"] == "finished"
