@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import time
+from itertools import islice
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -223,9 +224,7 @@ class Trainer:
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen = 0
-        for b, (x, y) in enumerate(self._batches(), start=1):
-            if b > batches:
-                break
+        for b, (x, y) in enumerate(islice(self._batches(), batches), start=1):
             with autocast_for(self.device):
                 if loss.needs_features:
                     logits, features = self.model(to_model_layout(x, self.device), return_features=True)
