@@ -150,8 +150,8 @@ class CBDeltaParams(BaseModel):
     beta: float = Field(0.99, ge=0.0, lt=1.0, description=_BETA_HELP)
     mode: Literal["multiply", "divide"] = Field(
         "multiply",
-        description="'multiply': delta_i = delta * w[y_i], rare classes get the wider step (the thesis's method, "
-        "eqs. 3.21-3.22); 'divide': delta_i = delta / w[y_i] (its ablation)",
+        description="'multiply': delta_i = delta * w_c for a positive of class c, rare classes get the wider "
+        "step (the thesis's method, eqs. 3.21-3.22); 'divide': delta_i = delta / w_c (its ablation)",
     )
     formulation: Literal["thesis", "interpolated"] = Field("thesis", description=_FORMULATION_HELP)
 
