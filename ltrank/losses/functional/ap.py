@@ -13,10 +13,11 @@ buckets, and inside one bucket every H_i is either 0, 1, or one fixed linear fun
   (eqs. 3.20, 3.24, 3.28), is one linear function per bucket, whose coefficients are prefix sums
   over buckets of the positives' contributions.
 
-Cost: O(N log |P|) to bucket the N = B*C scores (one binary search each, no sort of the scores)
-and O(|P| log |P|) for the rest; memory O(N + |P|). Every sum is accumulated in float64 on scores
-centred at the mean positive score, so the result does not depend on the logits' precision
-beyond their own rounding. The value and the gradient are computed together in the forward pass;
+Cost: O(N log |P|) to bucket the N = B*C scores (a binary search each on CUDA; on CPU a lookup
+table answers almost all of them in O(1), see :func:`_bucketize`), never a sort of the scores,
+and O(|P| log |P|) for the rest; memory O(N + |P|). Every sum is accumulated in float64 on
+scores centred at the mean positive score, so float32 logits give the float64 result rounded
+once at the end. The value and the gradient are computed together in the forward pass;
 the backward pass only scales the stored gradient (no derivative of H is ever taken).
 """
 
@@ -123,13 +124,12 @@ def ap_loss_and_grad(
     first_linear = rank_of[:batch] + 1  # buckets first_linear .. past_linear-1 are linear for i
     past_linear = rank_of[batch:] + 1  # buckets past_linear .. 2|P| are above s_i + delta_i
 
-    bucket = _bucketize(breaks, scores)
+    bucket = _bucketize(breaks, scores)  # bucket k holds the x with breaks[k-1] < x <= breaks[k]
     pos_bucket = bucket[pos_index]
     n_buckets = 2 * batch + 1
     count_all = torch.bincount(bucket, minlength=n_buckets).to(_WORK)
     sum_all = torch.zeros(n_buckets, dtype=_WORK, device=device).index_add_(0, bucket, scores)
-    count_pos = torch.zeros(n_buckets, dtype=_WORK, device=device)
-    count_pos.index_add_(0, pos_bucket, torch.ones_like(s))
+    count_pos = torch.bincount(pos_bucket, minlength=n_buckets).to(_WORK)
     sum_pos = torch.zeros(n_buckets, dtype=_WORK, device=device).index_add_(0, pos_bucket, s)
 
     rank_pos, _ = _step_sums(count_pos, sum_pos, first_linear, past_linear, s, d)
