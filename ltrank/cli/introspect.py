@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import fnmatch
 import platform
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional, get_args, get_origin
 
 import typer
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ltrank.registry import PluginRecord, Registry, natural_key
@@ -39,7 +40,7 @@ def _list_registry(plural: str, pattern: str | None) -> None:
         table.add_column(column, overflow="fold")
     for name in names:
         spec = registry.get(name)
-        table.add_row(name, spec.description, ", ".join(sorted(spec.capabilities)) or "-", registry.origin(name))
+        table.add_row(escape(name), escape(spec.description), ", ".join(sorted(spec.capabilities)) or "-", registry.origin(name))
     console = _console()
     console.print(table)
     failed = [r for r in records if r.error and fnmatch.fnmatch(r.name, pattern or "*")]
@@ -52,7 +53,7 @@ def _failed_table(records: list[PluginRecord]) -> Table:
     for column in ("name", "distribution", "version", "entry point", "error"):
         table.add_column(column, overflow="fold")
     for r in records:
-        table.add_row(r.name, r.distribution, r.version, r.value, r.error or "")
+        table.add_row(*(escape(v) for v in (r.name, r.distribution, r.version, r.value, r.error or "")))
     return table
 
 
@@ -84,7 +85,7 @@ def list_recipes(pattern: Pattern = None) -> None:
     table.add_column("name")
     table.add_column("description", overflow="fold")
     for name in names:
-        table.add_row(name, str(read_toml(find_recipe(name)).get("description", "")))
+        table.add_row(name, escape(str(read_toml(find_recipe(name)).get("description", ""))))
     _console().print(table)
 
 
@@ -92,33 +93,39 @@ def _show(plural: str, name: str) -> None:
     registry = _registry(plural)
     spec = registry.get(name)
     console = _console()
-    console.print(f"[bold]{name}[/bold]  ({registry.kind}, {registry.origin(name)})")
-    console.print(spec.description)
+    console.print(f"[bold]{escape(name)}[/bold]  ({registry.kind}, {escape(registry.origin(name))})")
+    console.print(escape(spec.description))
     if spec.paper:
-        console.print(f"paper: {spec.paper}")
+        console.print(f"paper: {escape(spec.paper)}")
     if spec.capabilities:
         console.print("capabilities: " + ", ".join(sorted(spec.capabilities)))
     if spec.params.__doc__ and spec.params.__doc__.strip() and spec.params.__doc__ != BaseModel.__doc__:
-        console.print(spec.params.__doc__.strip())
+        console.print(escape(spec.params.__doc__.strip()))
     console.print(params_table(spec.params))
 
 
 def params_table(params: type[BaseModel]) -> Table:
     """One row per parameter: name, type, default, constraints, description."""
     table = Table(title="parameters", title_justify="left")
-    for column in ("name", "type", "default", "constraints", "description"):
-        table.add_column(column, overflow="fold")
+    for column in ("name", "type", "default", "constraints"):
+        table.add_column(column, overflow="fold", max_width=24)
+    table.add_column("description", overflow="fold", ratio=1)
     if not params.model_fields:
         table.add_row("-", "", "", "", "no parameters")
     for field_name, info in params.model_fields.items():
         default = "required" if info.default is PydanticUndefined else repr(info.default)
-        table.add_row(field_name, _type_name(info.annotation), default, _constraints(info.metadata), info.description or "")
+        cells = (field_name, _type_name(info.annotation), default, _constraints(info.metadata), info.description or "")
+        table.add_row(*(escape(c) for c in cells))
     return table
 
 
 def _type_name(annotation: Any) -> str:
-    text = getattr(annotation, "__name__", None) if not getattr(annotation, "__args__", None) else None
-    return text or str(annotation).replace("typing.", "")
+    """``float``, ``'a' | 'b'`` for a Literal, else the annotation as Python writes it."""
+    if get_origin(annotation) is Literal:
+        return " | ".join(repr(a) for a in get_args(annotation))
+    if get_args(annotation):
+        return str(annotation).replace("typing.", "")
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def _constraints(metadata: list[Any]) -> str:
