@@ -7,9 +7,9 @@ The image is written atomically (temp file in the same folder, then ``os.replace
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
+from ltrank.atomic import atomic_write
 from ltrank.compare import Comparison
 from ltrank.errors import LtrankError
 
@@ -48,14 +48,8 @@ def plot_per_class(comparison: Comparison, path: str | os.PathLike[str]) -> Path
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, format=(path.suffix.lstrip(".") or "png"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format=(path.suffix.lstrip(".") or "png")))
     finally:
         plt.close(fig)
     return path

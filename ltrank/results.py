@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ltrank.atomic import atomic_write_text
 from ltrank.errors import LtrankError
 
 FORMAT_VERSION = 1
@@ -229,19 +229,7 @@ def write_record(path: str | os.PathLike[str], record: RunRecord) -> Path:
                 "choose another --out directory"
             )
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = record.model_dump_json(indent=2)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, record.model_dump_json(indent=2) + "\n")
 
 
 def load_record(path: str | os.PathLike[str]) -> RunRecord:

@@ -8,12 +8,10 @@ atomically: a temp file in the target folder, then ``os.replace``.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
+from ltrank.atomic import atomic_write, atomic_write_text
 from ltrank.data.config import DatasetConfig, SplitManifest
 from ltrank.errors import LtrankError
 
@@ -35,38 +33,8 @@ def split_stem(cfg: DatasetConfig) -> str:
     return f"{name}-{cfg.profile}-ir{cfg.imbalance_ratio:g}-seed{cfg.seed}"
 
 
-def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` and move the result to ``path`` in one step."""
-    if not path.parent.is_dir():
-        raise LtrankError(f"cannot write {path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_manifest(manifest: SplitManifest, path: Path) -> Path:
-    text = manifest_json(manifest)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    return atomic_write(path, write)
+    return atomic_write_text(path, manifest_json(manifest))
 
 
 def load_manifest(path: Path) -> SplitManifest:

@@ -4,3 +4,5 @@ from ltrank.losses.functional.ap import ap_loss
 from ltrank.losses.functional.drolt import drolt_loss
 from ltrank.losses.functional.focal import focal_loss
 from ltrank.losses.functional.ldam import ldam_loss, ldam_loss_from_margins, ldam_margins
+
+__all__ = ["ap_loss", "drolt_loss", "focal_loss", "ldam_loss", "ldam_loss_from_margins", "ldam_margins"]
