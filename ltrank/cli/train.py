@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -97,13 +98,15 @@ def command(
 
     torch_device = resolve_device(device)
     console = Console()
-    data = None
+    data, data_seconds = None, 0.0
     for s in seed_list:
         if data is None:
+            start = time.perf_counter()
             data = load_longtailed(resolved.recipe.data, data_dir)
+            data_seconds = time.perf_counter() - start
         with ProgressView(console) as view:
             record = train_one(resolved, seed=s, out=out, device=torch_device, data=data, resume=resume,
-                               callback=view)
+                               callback=view, data_seconds=data_seconds)
         run_dir = run_dir_for(out, resolved, s)
         if record is None:
             typer.echo(f"seed {s}: already finished, skipped ({run_dir})")

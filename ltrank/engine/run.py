@@ -128,8 +128,11 @@ def inspect_run_dir(run_dir: Path, resume: bool) -> Optional[Existing]:
 # ------------------------------------------------------------------------------ one run
 def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.device,
               data: Optional[LongTailedData] = None, data_dir: Optional[Path] = None, resume: bool = False,
-              callback: Callback = ignore) -> Optional[RunRecord]:
+              callback: Callback = ignore, data_seconds: float = 0.0) -> Optional[RunRecord]:
     """Train (or continue) one seed of ``recipe``; returns its finished record, None if skipped.
+
+    ``data`` may be passed in (already loaded, e.g. once for several seeds; ``data_seconds``
+    then says how long that took, for the record); otherwise it is loaded from ``data_dir``.
 
     Raises :class:`~ltrank.errors.RunFailed` when the loss diverges or the run is interrupted;
     its record then says so and the checkpoint of the last good epoch stays.
@@ -141,7 +144,7 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
     start = time.perf_counter()
     if data is None:
         data = load_longtailed(recipe.recipe.data, data_dir)
-    data_seconds = time.perf_counter() - start
+        data_seconds = time.perf_counter() - start
     init_model = None
     if existing.checkpoint is None and recipe.recipe.train.init_from:
         init_model = ckpt.model_state_from(resolve_init(recipe.recipe.train.init_from, out, seed))

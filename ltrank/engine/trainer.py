@@ -30,6 +30,7 @@ from ltrank.engine.components import (build_model, build_optimizer, build_phase_
 from ltrank.engine.evaluation import autocast_for, evaluate, to_model_layout
 from ltrank.engine.events import BatchEnded, Callback, EpochEnded, EpochStarted, ignore
 from ltrank.engine.lr import Phase, lr_at, phase_at, phases
+from ltrank.errors import LtrankError
 from ltrank.losses.base import EpochContext
 from ltrank.recipe import Recipe
 from ltrank.results import make_metrics
@@ -98,8 +99,6 @@ class Trainer:
         self._pending_optimizer_state: Optional[dict[str, Any]] = None
 
     def _load_init(self, state: dict[str, torch.Tensor]) -> None:
-        from ltrank.errors import LtrankError
-
         try:
             self.model.load_state_dict(state)
         except RuntimeError as exc:
