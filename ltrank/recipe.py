@@ -13,17 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Optional
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ltrank.data.config import DatasetConfig
 from ltrank.errors import LtrankError, did_you_mean
-from ltrank.registry import NEEDS_COSINE_HEAD, USES_CLASS_WEIGHTS, format_validation_error
+from ltrank.registry import (
+    NEEDS_COSINE_HEAD,
+    USES_CLASS_WEIGHTS,
+    format_validation_error,
+)
 
 #: Losses that train on top of a pretrained model and therefore need ``train.init_from``.
 NEEDS_PRETRAINED = frozenset({"drolt"})

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from _datafakes import write_npz
 
 TRAIN = """[train]

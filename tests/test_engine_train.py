@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from _tiny_recipe import one_thread, tiny_recipe  # noqa: F401 (one_thread is a fixture)
+
 from ltrank.data import load_longtailed
 from ltrank.engine import checkpoint as ckpt
 from ltrank.engine.events import BatchEnded, EpochEnded, EpochStarted

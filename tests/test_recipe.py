@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 import tomllib
 
-import pytest
-
 from ltrank.errors import LtrankError
-from ltrank.recipe import (apply_overrides, config_hash, find_recipe, load_recipe, parse_override, read_toml,
-                           resolve, shipped_recipes, to_toml)
+from ltrank.recipe import (
+    apply_overrides,
+    config_hash,
+    find_recipe,
+    load_recipe,
+    parse_override,
+    read_toml,
+    resolve,
+    shipped_recipes,
+    to_toml,
+)
 
 DATASETS = ["cifar10-ir50", "cifar10-ir100", "cifar100-ir50", "cifar100-ir100"]
 METHODS = ["ce", "focal", "cbfocal", "ldam", "ldam-drw", "drolt", "ap", "cbdelta", "cbdelta-divide",

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from _tiny_recipe import one_thread, tiny_recipe  # noqa: F401 (one_thread is a fixture)
 from torch import nn
 from typer.testing import CliRunner
 
-from _tiny_recipe import one_thread, tiny_recipe  # noqa: F401 (one_thread is a fixture)
 from ltrank.cli.app import app
 from ltrank.engine.checkpoint import load_checkpoint
 from ltrank.recipe import load_recipe

@@ -63,7 +63,7 @@ def model_state_from(path: Path) -> dict[str, torch.Tensor]:
 # ------------------------------------------------------------------------------ RNG states
 def capture_rng(generators: dict[str, torch.Generator]) -> dict[str, Any]:
     """The global torch/numpy/python RNG states and ``generators``', as tensors and numbers."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
     version, py_state, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),

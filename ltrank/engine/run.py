@@ -29,8 +29,18 @@ from ltrank.engine.events import Callback, RunEnded, RunStarted, ignore
 from ltrank.engine.trainer import Diverged, Trainer
 from ltrank.errors import LtrankError, RunFailed
 from ltrank.recipe import ResolvedRecipe
-from ltrank.results import (RECORD_FILENAME, DataInfo, EpochStats, Metrics, RunRecord, Timings,
-                            collect_environment, load_record, now_iso, write_record)
+from ltrank.results import (
+    RECORD_FILENAME,
+    DataInfo,
+    EpochStats,
+    Metrics,
+    RunRecord,
+    Timings,
+    collect_environment,
+    load_record,
+    now_iso,
+    write_record,
+)
 
 
 def run_dir_for(out: Path, recipe: ResolvedRecipe, seed: int) -> Path:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import random
 import time
-from itertools import islice
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Optional
 
 import numpy as np
@@ -25,8 +25,13 @@ from ltrank.data import LongTailedData
 from ltrank.data.augment import iterate_batches, num_batches
 from ltrank.data.samplers import class_aware_indices
 from ltrank.engine import checkpoint as ckpt
-from ltrank.engine.components import (build_model, build_optimizer, build_phase_losses, build_schedule,
-                                      freeze_for_phase)
+from ltrank.engine.components import (
+    build_model,
+    build_optimizer,
+    build_phase_losses,
+    build_schedule,
+    freeze_for_phase,
+)
 from ltrank.engine.evaluation import autocast_for, evaluate, to_model_layout
 from ltrank.engine.events import BatchEnded, Callback, EpochEnded, EpochStarted, ignore
 from ltrank.engine.lr import Phase, lr_at, phase_at, phases
