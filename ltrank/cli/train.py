@@ -76,13 +76,13 @@ class ProgressView:
 
 
 def command(
-    recipe: Annotated[str, typer.Option("--recipe", "-r", help="Shipped recipe name (see 'ltrank list recipes') or a .toml path.")],
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Run seed (default 0).")] = None,
-    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Several seeds, e.g. 0,1,2 (thesis tables use 3).")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Runs folder: OUT/<recipe>/<config hash>/seed<N>/.")] = Path("runs"),
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto (CUDA when available).")] = "auto",
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Data folder (default: $LTRANK_DATA_DIR, else the cache).")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: dotted.key=value (TOML value), repeatable.")] = None,
+    recipe: Annotated[str, typer.Option("--recipe", "-r", metavar="NAME|FILE", help="Shipped recipe name (see 'ltrank list recipes') or a .toml path.")],
+    seed: Annotated[Optional[int], typer.Option("--seed", metavar="N", help="Run seed (default 0).")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", metavar="0,1,2", help="Several seeds, e.g. 0,1,2 (thesis tables use 3).")] = None,
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Runs folder: OUT/<recipe>/<config hash>/seed<N>/.")] = Path("runs"),
+    device: Annotated[str, typer.Option("--device", metavar="cpu|cuda|auto", help="cpu, cuda or auto (CUDA when available).")] = "auto",
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", metavar="DIR", help="Data folder (default: $LTRANK_DATA_DIR, else the cache).")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Override a recipe value: dotted.key=value (TOML value), repeatable.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue unfinished runs from their checkpoints; skip finished seeds.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, print the resolved recipe (TOML) and its config hash, and stop.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the resolved recipe as JSON.")] = False,
@@ -104,6 +104,10 @@ def command(
     from ltrank.engine.run import resolve_device, run_dir_for, train_one
 
     torch_device = resolve_device(device)
+    if torch_device.type == "cuda":
+        import torch
+
+        torch.backends.cudnn.benchmark = True  # fixed 32x32 batches: let cuDNN pick its fastest kernels
     console = Console()
     data, data_seconds = None, 0.0
     for s in seed_list:
