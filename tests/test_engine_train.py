@@ -161,3 +161,15 @@ def test_epoch_events_report_what_the_record_says(tmp_path: Path):
     assert [(e.epoch, e.train_loss, e.test_acc) for e in ended] == [
         (h.epoch, h.train_loss, h.test_acc) for h in record.history]
     assert [e.batch for e in events if isinstance(e, BatchEnded) and e.epoch == 1] == [1, 2, 3, 4, 5]
+
+
+def test_init_from_paths_take_the_seed_and_accept_run_folders(tmp_path: Path):
+    from ltrank.engine.run import resolve_init
+
+    run = tmp_path / "ce" / "seed3"
+    run.mkdir(parents=True)
+    (run / "checkpoint.pt").write_bytes(b"")
+    assert resolve_init(str(tmp_path / "ce" / "seed{seed}"), tmp_path, 3) == run / "checkpoint.pt"
+    assert resolve_init(str(run / "checkpoint.pt"), tmp_path, 0) == run / "checkpoint.pt"
+    with pytest.raises(LtrankError, match="seed4.*not found"):
+        resolve_init(str(tmp_path / "ce" / "seed{seed}"), tmp_path, 4)
