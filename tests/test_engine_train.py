@@ -173,3 +173,26 @@ def test_init_from_paths_take_the_seed_and_accept_run_folders(tmp_path: Path):
     assert resolve_init(str(run / "checkpoint.pt"), tmp_path, 0) == run / "checkpoint.pt"
     with pytest.raises(LtrankError, match="seed4.*not found"):
         resolve_init(str(tmp_path / "ce" / "seed{seed}"), tmp_path, 4)
+
+
+def test_resume_at_a_stage_boundary_equals_the_uninterrupted_staged_run(tmp_path: Path):
+    out = tmp_path / "runs"
+    train_one(load_recipe(str(tiny_recipe(tmp_path, epochs=1))), seed=0, out=out, device=CPU)
+    stages = ('[train]\nbatch_size = 8\ninit_from = "recipe:tiny-ce"\n'
+              '[[train.stages]]\nepochs = 2\nlr = 0.005\nweight_decay = 1e-4\ntrainable = "encoder"\n'
+              '[[train.stages]]\nepochs = 1\nlr = 0.01\nweight_decay = 1e-4\ntrainable = "head"\n'
+              'sampler = "class_aware"\nloss = { name = "ce" }\n')
+    drolt = load_recipe(str(tiny_recipe(tmp_path, "tiny-drolt", 'name = "drolt"', train=stages)))
+    whole = train_one(drolt, seed=0, out=out, device=CPU)
+
+    def interrupt(event):  # right after the last epoch of stage 1 was saved
+        if isinstance(event, EpochEnded) and event.epoch == 2:
+            raise KeyboardInterrupt
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tiny-ce").symlink_to(out / "tiny-ce")  # the same CE run to start from
+    with pytest.raises(RunFailed):
+        train_one(drolt, seed=0, out=other, device=CPU, callback=interrupt)
+    resumed = train_one(drolt, seed=0, out=other, device=CPU, resume=True)
+    assert _comparable(resumed) == _comparable(whole)
