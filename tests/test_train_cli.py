@@ -127,3 +127,26 @@ def test_record_json_is_plain_json_with_the_resolved_recipe(tmp_path: Path):
     (path,) = out.glob("tiny-ce/*/seed4/record.json")
     raw = json.loads(path.read_text())
     assert raw["recipe"]["train"]["batch_size"] == 8 and raw["seed"] == 4 and raw["status"] == "finished"
+
+
+def test_progress_view_renders_on_a_terminal_and_stays_silent_otherwise():
+    import io
+
+    from rich.console import Console
+
+    from ltrank.cli.train import ProgressView
+    from ltrank.engine.events import BatchEnded, EpochEnded, EpochStarted, RunStarted
+
+    events = [RunStarted(seed=0, start_epoch=1, total_epochs=2, batches_per_epoch=3, device="cpu"),
+              EpochStarted(1, 2, 0.1, 3), BatchEnded(1, 1, 3, 2.5), BatchEnded(1, 3, 3, 2.25),
+              EpochEnded(1, 2, 0.1, 2.4, 31.5, 40.25, 1.0)]
+    for terminal in (True, False):
+        out = io.StringIO()
+        with ProgressView(Console(file=out, force_terminal=terminal, width=150)) as view:
+            for event in events:
+                view(event)
+        text = out.getvalue()
+        if terminal:
+            assert "seed 0 epochs" in text and "train 31.50% test 40.25% lr 0.1" in text
+        else:
+            assert text == ""
