@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-import torch
 from _datafakes import write_npz
 
 TRAIN = """[train]
@@ -19,15 +17,6 @@ warmup_epochs = 1
 milestones = [{last}]
 gamma = 0.1
 """
-
-
-@pytest.fixture(autouse=False)
-def one_thread():
-    """Tiny convolutions are several times slower with two OpenMP threads on a busy 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_npz(folder: Path) -> Path:

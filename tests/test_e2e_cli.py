@@ -6,7 +6,6 @@ import statistics
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from ltrank.cli.app import app
@@ -18,17 +17,7 @@ NAMES = ["red", "green", "blue", "grey"]
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    """One intra-op thread: on a busy 2-core machine, two spinning OpenMP threads make each tiny
-    step seconds instead of milliseconds. Results do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory, one_thread):
+def tiny_data(tmp_path_factory):
     """A 4-class npz set of 8x8 images (class = a colour cast; small to keep the test fast) and a recipe that trains on it for 2 short epochs."""
     root = tmp_path_factory.mktemp("tiny")
     rng = np.random.RandomState(0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _tiny_recipe import one_thread, tiny_recipe  # noqa: F401 (one_thread is a fixture)
+from _tiny_recipe import tiny_recipe
 
 from ltrank.data import load_longtailed
 from ltrank.engine import checkpoint as ckpt
@@ -18,7 +18,6 @@ from ltrank.recipe import load_recipe
 from ltrank.results import load_record
 
 CPU = torch.device("cpu")
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _comparable(record):

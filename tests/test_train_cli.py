@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from _tiny_recipe import one_thread, tiny_recipe  # noqa: F401 (one_thread is a fixture)
+from _tiny_recipe import tiny_recipe
 from torch import nn
 from typer.testing import CliRunner
 
@@ -19,7 +19,6 @@ from ltrank.registries import LOSSES
 from ltrank.registry import NEEDS_EPOCH_START, Spec
 from ltrank.results import load_record
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
 
 
