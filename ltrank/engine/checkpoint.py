@@ -9,7 +9,6 @@ generators for data order and augmentation).
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
