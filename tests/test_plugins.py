@@ -102,3 +102,4 @@ def test_cli_lists_failed_plugins_and_keeps_working(plugin_module, monkeypatch):
         assert version.exit_code == 0 and "losses broken (failed" in version.output
     finally:
         LOSSES._plugins, LOSSES._plugin_eps, LOSSES._entries = saved[0], saved[1], saved[2]
+

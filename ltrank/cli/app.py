@@ -6,29 +6,50 @@ code 2; a failed run (:class:`~ltrank.errors.RunFailed`) exits 1. No traceback r
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from ltrank.cli import compare, evaluate, introspect, make_dataset, train
 from ltrank.errors import LtrankError, RunFailed
 
+# click's UsageError, reached through typer's public BadParameter (typer >= 0.20 vendors click).
+UsageError: type[Exception] = typer.BadParameter.__bases__[0]
+
 
 
 class _ErrorBoundary(TyperGroup):
-    """Turns ltrank's errors into one stderr line and an exit code, for main() and CliRunner."""
+    """Turns every user error into one stderr line and an exit code, for main() and CliRunner.
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    Bad command lines (click's usage errors) also get one line plus where to find help, instead
+    of click's boxed usage screen.
+    """
+
+    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def]
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except UsageError as exc:
+            _usage_error(exc)
+
+    def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
+        except UsageError as exc:
+            _usage_error(exc)
         except LtrankError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=exc.exit_code) from None
         except RunFailed as exc:
             typer.echo(f"run failed: {exc}", err=True)
             raise typer.Exit(code=exc.exit_code) from None
+
+
+def _usage_error(exc: Any) -> NoReturn:
+    where = exc.ctx.command_path if exc.ctx is not None else "ltrank"
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    typer.echo(f"error: {message} (see '{where} --help')", err=True)
+    raise typer.Exit(code=2) from None
 
 
 app = typer.Typer(
