@@ -63,8 +63,12 @@ def test_make_dataset_saves_a_chart_when_matplotlib_is_there(tiny):
     result = _make(tiny, "--imbalance-ratio", "2", "--groups", "shots")
     assert result.exit_code == 0, result.output
     png = tiny / "out" / "npz-tiny-exp-ir2-seed0.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    first = png.read_bytes()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Many" in result.stdout and "Few" in result.stdout
+    # re-running rewrites a byte-identical chart (no timestamp or version in the PNG)
+    assert _make(tiny, "--imbalance-ratio", "2", "--groups", "shots").exit_code == 0
+    assert png.read_bytes() == first
 
 
 def test_make_dataset_without_matplotlib_is_a_note_not_a_failure(tiny, monkeypatch):
@@ -89,8 +93,22 @@ def test_asking_for_more_than_a_class_holds_is_exit_2_with_one_line(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         "error: class 1 ('dog') needs 5 training images but the source holds 3; "
-        "lower the imbalance ratio or use a source with more images"
+        "use a larger imbalance ratio or a source with more images of this class"
     ]
+    assert "Traceback" not in result.output
+    # the advice holds: a larger ratio asks for fewer images and fits (8, 2, 1)
+    result = runner.invoke(app, ["make-dataset", f"npz:{tmp_path / 'pool.npz'}", "--imbalance-ratio", "8",
+                                 "--out", str(tmp_path), "--no-plot"])
+    assert result.exit_code == 0, result.output
+
+
+def test_unwritable_out_is_exit_2_with_one_line(tiny):
+    (tiny / "taken").write_text("a file, not a folder")
+    result = runner.invoke(app, ["make-dataset", "npz:tiny.npz", "--data-dir", str(tiny), "--imbalance-ratio", "2",
+                                 "--out", str(tiny / "taken")])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --out {tiny / 'taken'}: cannot write the manifest there")
     assert "Traceback" not in result.output
 
 

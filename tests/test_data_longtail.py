@@ -133,3 +133,12 @@ def test_asking_for_more_images_than_a_class_holds_names_class_needed_available(
     labels = np.repeat(np.arange(3), [10, 6, 2])
     with pytest.raises(LtrankError, match=r"class 2 \('c'\) needs 3 training images but the source holds 2"):
         select_indices(labels, [10, 5, 3], 0, list("abc"))
+
+
+def test_a_class_the_step_profile_keeps_at_n_max_gets_advice_that_works():
+    # step keeps classes 0 and 1 at n_max = 10; class 1 holds 6, so no ratio can help
+    labels = np.repeat(np.arange(4), [10, 6, 2, 2])
+    counts = class_counts(10, 4, 5, "step")
+    assert counts == [10, 10, 2, 2]
+    with pytest.raises(LtrankError, match=r"class 1 \('b'\) needs 10 .* holds 6; this profile keeps the class at n_max"):
+        select_indices(labels, counts, 0, list("abcd"))

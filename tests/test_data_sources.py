@@ -134,10 +134,18 @@ def test_mismatched_npz_is_one_line_naming_file_and_problem(tmp_path, change, me
 
 def test_corrupt_or_missing_npz_file(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"this is not a zip archive")
-    with pytest.raises(LtrankError, match="bad.npz: not a readable .npz file"):
+    with pytest.raises(LtrankError, match=r"bad.npz: not an .npz archive \(not a zip file\)"):
         load_longtailed(DatasetConfig(source=f"npz:{tmp_path / 'bad.npz'}"))
     with pytest.raises(LtrankError, match="nope.npz: no such file"):
         load_longtailed(DatasetConfig(source="npz:nope.npz"), data_dir=tmp_path)
+    # a plain .npy array under an .npz name: np.load would hand back an array, not an archive
+    np.save(tmp_path / "array.npy", np.zeros((2, 4, 4, 3), np.uint8))
+    (tmp_path / "array.npy").rename(tmp_path / "array.npz")
+    with pytest.raises(LtrankError, match=r"array.npz: not an .npz archive \(not a zip file\)") as info:
+        load_longtailed(DatasetConfig(source=f"npz:{tmp_path / 'array.npz'}"))
+    assert "\n" not in str(info.value)
+    with pytest.raises(LtrankError, match="a folder, not a file"):
+        load_longtailed(DatasetConfig(source=f"npz:{tmp_path}"))
 
 
 def test_cifar_pool_file_in_data_dir_is_used_when_torchvision_files_are_absent(tmp_path):

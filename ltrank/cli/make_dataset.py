@@ -44,9 +44,12 @@ def command(
         raise LtrankError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
     data = load_longtailed(cfg, data_dir)
     members = group_classes(data.class_counts, groups)
-    out.mkdir(parents=True, exist_ok=True)
     stem = split_stem(cfg)
-    manifest_path = write_manifest(data.manifest, out / f"{stem}.json")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        manifest_path = write_manifest(data.manifest, out / f"{stem}.json")
+    except OSError as exc:
+        raise LtrankError(f"--out {out}: cannot write the manifest there ({exc.strerror or exc}); choose a writable folder") from None
 
     console = Console()
     console.print(_table(data.manifest, members))

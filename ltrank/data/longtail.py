@@ -72,9 +72,14 @@ def select_indices(
     for c, n_c in enumerate(counts):
         rows = np.flatnonzero(labels == c)
         if n_c > len(rows):
+            # A larger ratio asks for fewer images, except from classes the profile keeps at n_max.
+            fix = (
+                "use a larger imbalance ratio or a source with more images of this class"
+                if n_c < max(counts)
+                else "this profile keeps the class at n_max; use the 'exp' profile or a source with more images of this class"
+            )
             raise LtrankError(
-                f"class {c} ({class_names[c]!r}) needs {n_c} training images but the source holds "
-                f"{len(rows)}; lower the imbalance ratio or use a source with more images"
+                f"class {c} ({class_names[c]!r}) needs {n_c} training images but the source holds {len(rows)}; {fix}"
             )
         if source_ranks is None:
             rng.shuffle(rows)

@@ -145,7 +145,12 @@ def load_npz(path: Path, name: str | None = None) -> RawSource:
     """Read an .npz image set (images uint8 [N, H, W, 3]; see docs/data.md for the keys)."""
     path = Path(path)
     if not path.is_file():
-        raise LtrankError(f"{path}: no such file; give the path of an .npz image set")
+        what = "a folder, not a file" if path.is_dir() else "no such file"
+        raise LtrankError(f"{path}: {what}; give the path of an .npz image set")
+    if not zipfile.is_zipfile(path):  # np.load would read a .npy or try a pickle instead
+        raise LtrankError(
+            f"{path}: not an .npz archive (not a zip file); write image sets with numpy.savez or savez_compressed"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in _NPZ_KEYS if k not in archive.files]
