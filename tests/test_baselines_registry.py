@@ -28,9 +28,7 @@ class _Model(nn.Module):
 @pytest.mark.parametrize("name", BASELINES)
 def test_build_with_defaults_forward_backward(name):
     spec = LOSSES.get(name)
-    assert spec.description
-    if name != "ce":  # ce is the lead's entry; every baseline of this issue cites its paper
-        assert spec.paper
+    assert spec.description and spec.paper
     for field_name, field in spec.params.model_fields.items():
         assert field.description, f"{name}.{field_name} has no description"
     loss = LOSSES.build(name, class_counts=COUNTS)
@@ -66,3 +64,19 @@ def test_capabilities_are_declared():
     assert LOSSES.get("drolt").capabilities == {NEEDS_FEATURES, NEEDS_EPOCH_START}
     assert LOSSES.get("cb_focal").capabilities == {USES_CLASS_WEIGHTS}
     assert LOSSES.get("focal").capabilities == frozenset()
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_show_loss_documents_each_parameter_with_paper_and_default(name):
+    from typer.testing import CliRunner
+
+    from ltrank.cli.app import app
+
+    result = CliRunner().invoke(app, ["show", "loss", name], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert f"paper: {LOSSES.get(name).paper}" in result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 2}
+    for field_name, field in LOSSES.get(name).params.model_fields.items():
+        default = repr(field.default) if isinstance(field.default, str) else str(field.default)
+        assert field_name in rows, f"{name}.{field_name} not shown"
+        assert default in rows[field_name] and field.description[:40] in rows[field_name]

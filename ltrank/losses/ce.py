@@ -41,5 +41,7 @@ def register(registry: Registry) -> None:
     registry.register(
         "ce",
         Spec(CrossEntropyLoss, "cross-entropy; class weights (CB-CE / DRW) use PyTorch's weighted mean",
-             params=CEParams, capabilities=frozenset({USES_CLASS_WEIGHTS})),
+             params=CEParams, capabilities=frozenset({USES_CLASS_WEIGHTS}),
+             paper="class weights: Cui et al., Class-Balanced Loss Based on Effective Number of Samples, CVPR 2019; "
+                   "DRW: Cao et al., Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss, NeurIPS 2019"),
     )
