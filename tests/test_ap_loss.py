@@ -274,7 +274,9 @@ def test_bucketize_is_exact():
     "kwargs, message",
     [
         ({"formulation": "aLRP"}, "unknown AP formulation"),
-        ({"delta": 0.0}, "delta must be > 0"),
+        ({"delta": 0.0}, "delta must be finite and > 0"),
+        ({"delta": math.inf}, "delta must be finite and > 0"),
+        ({"delta": math.nan}, "delta must be finite and > 0"),
         ({"delta": torch.ones(3)}, "delta must be a float or a [5] tensor"),
         ({"delta": torch.tensor([1.0, 1.0, -1.0, 1.0, 1.0])}, "finite and > 0"),
         ({"class_weights": torch.ones(5, 1)}, "class_weights must be a float or a [5] tensor"),
@@ -328,7 +330,9 @@ def test_registry_defaults_and_validation():
     assert LOSSES.get("ap_cb_primary").has("uses_class_weights")
     assert not LOSSES.get("ap").has("uses_class_weights")
     for name, bad in [("ap", {"delta": 0.0}), ("ap_cb_delta", {"beta": 1.0}), ("ap_cb_primary", {"beta": -0.1}),
-                      ("ap_cb_delta", {"mode": "add"}), ("ap", {"formulation": "x"}), ("ap", {"beta": 0.9})]:
+                      ("ap_cb_delta", {"mode": "add"}), ("ap", {"formulation": "x"}), ("ap", {"beta": 0.9}),
+                      ("ap", {"delta": math.inf}), ("ap_cb_delta", {"delta": math.nan}),
+                      ("ap_cb_primary", {"delta": math.inf})]:
         with pytest.raises(LtrankError):
             LOSSES.build(name, class_counts=COUNTS, **bad)
 

@@ -142,13 +142,13 @@ class CBPrimaryAPLoss(ClassWeightedLoss):
 
 class APParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    delta: float = Field(1.0, gt=0.0, description=_DELTA_HELP)
+    delta: float = Field(1.0, gt=0.0, allow_inf_nan=False, description=_DELTA_HELP)
     formulation: Literal["thesis", "interpolated"] = Field("thesis", description=_FORMULATION_HELP)
 
 
 class CBDeltaParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    delta: float = Field(1.0, gt=0.0, description=_DELTA_HELP + "; scaled per class by the class weights")
+    delta: float = Field(1.0, gt=0.0, allow_inf_nan=False, description=_DELTA_HELP + "; scaled per class by the class weights")
     beta: float = Field(0.99, ge=0.0, lt=1.0, description=_BETA_HELP)
     mode: Literal["multiply", "divide"] = Field(
         "multiply",
@@ -160,7 +160,7 @@ class CBDeltaParams(BaseModel):
 
 class CBPrimaryParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    delta: float = Field(1.0, gt=0.0, description=_DELTA_HELP)
+    delta: float = Field(1.0, gt=0.0, allow_inf_nan=False, description=_DELTA_HELP)
     beta: float = Field(0.99, ge=0.0, lt=1.0, description=_BETA_HELP)
     formulation: Literal["thesis", "interpolated"] = Field("thesis", description=_FORMULATION_HELP)
 

@@ -23,6 +23,7 @@ the backward pass only scales the stored gradient (no derivative of H is ever ta
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -267,8 +268,8 @@ def _check_inputs(
     for name, value in (("delta", delta), ("class_weights", class_weights)):
         if isinstance(value, torch.Tensor) and value.shape != (num_classes,):
             raise LtrankError(f"AP loss {name} must be a float or a [{num_classes}] tensor, got {tuple(value.shape)}")
-    if not isinstance(delta, torch.Tensor) and not delta > 0:
-        raise LtrankError(f"AP loss delta must be > 0, got {delta}")
+    if not isinstance(delta, torch.Tensor) and not (math.isfinite(delta) and delta > 0):
+        raise LtrankError(f"AP loss delta must be finite and > 0, got {delta}")
     if targets.device.type != "cpu" or batch == 0:
         return
     if int(targets.min()) < 0 or int(targets.max()) >= num_classes:
