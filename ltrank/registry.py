@@ -135,8 +135,10 @@ class Registry(Generic[T]):
             dist_name = dist.metadata["Name"] if dist is not None else "<unknown distribution>"
             version = dist.version if dist is not None else "?"
             record = PluginRecord(ep.name, self.group, ep.value, dist_name, version)
-            if ep.name in self._entries or self._prefix_for(ep.name):
-                record = replace(record, error=f"name collides with the built-in {self.kind} {ep.name!r}")
+            prefix = self._prefix_for(ep.name)
+            if ep.name in self._entries or prefix:
+                builtin = f"{self.kind} {ep.name!r}" if prefix is None else f"{self.kind} namespace {prefix + '*'!r}"
+                record = replace(record, error=f"name collides with the built-in {builtin}")
             elif ep.name in self._plugins:
                 other = self._plugins[ep.name]
                 record = replace(record, error=f"name also provided by {other.origin}")

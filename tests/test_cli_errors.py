@@ -19,3 +19,13 @@ def test_command_line_mistakes_are_one_line_with_exit_2():
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.output
         assert "--help" in lines[0]
+
+
+def test_a_group_without_its_command_shows_help_and_one_error_line():
+    runner = CliRunner()
+    for args in ([], ["list"], ["show"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Usage:" in result.stdout  # the help of that group
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: missing command (see '"), (args, result.stderr)

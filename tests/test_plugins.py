@@ -103,3 +103,31 @@ def test_cli_lists_failed_plugins_and_keeps_working(plugin_module, monkeypatch):
     finally:
         LOSSES._plugins, LOSSES._plugin_eps, LOSSES._entries = saved[0], saved[1], saved[2]
 
+
+
+def test_plugin_inside_a_builtin_namespace_collides(plugin_module):
+    reg = Registry("backbone", "ltrank.backbones.v1", context=("num_classes",))
+    reg.register("timm/", Spec(lambda num_classes, model_name: model_name, "timm"))
+    reg.discover([EntryPoint("timm/resnet18", "fake_ltrank_plugin:good", "ltrank.backbones.v1")])
+    (record,) = reg.plugins(load=True)
+    assert record.error == "name collides with the built-in backbone namespace 'timm/*'"
+    assert reg.build("timm/resnet18", num_classes=2) == "resnet18"  # the built-in still answers
+
+
+def test_version_reports_broken_plugins_without_a_prior_listing(plugin_module):
+    """--version alone must load the plugins: a broken one is 'failed', never 'ok'."""
+    from ltrank.cli.app import app
+    from ltrank.registries import LOSSES
+
+    saved = (LOSSES._plugins, dict(LOSSES._plugin_eps), dict(LOSSES._entries))
+    try:
+        LOSSES.discover(_eps(("broken", "no_such_module_xyz:thing"), ("wrong", "fake_ltrank_plugin:wrong"),
+                             ("good", "fake_ltrank_plugin:good")))
+        version = CliRunner().invoke(app, ["--version"])
+        assert version.exit_code == 0, version.output
+        lines = version.output.splitlines()
+        assert any("losses broken (failed: ModuleNotFoundError" in line for line in lines), version.output
+        assert any("losses wrong (failed: TypeError: exposes object" in line for line in lines), version.output
+        assert any(line.endswith("losses good (ok)") for line in lines), version.output
+    finally:
+        LOSSES._plugins, LOSSES._plugin_eps, LOSSES._entries = saved[0], saved[1], saved[2]

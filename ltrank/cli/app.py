@@ -47,7 +47,8 @@ class _ErrorBoundary(TyperGroup):
 
 def _usage_error(exc: Any) -> NoReturn:
     where = exc.ctx.command_path if exc.ctx is not None else "ltrank"
-    message = " ".join(exc.format_message().split()).rstrip(".")
+    # no_args_is_help has already printed the help and leaves an empty message
+    message = " ".join(exc.format_message().split()).rstrip(".") or "missing command"
     typer.echo(f"error: {message} (see '{where} --help')", err=True)
     raise typer.Exit(code=2) from None
 

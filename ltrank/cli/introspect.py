@@ -136,6 +136,8 @@ def _constraints(metadata: list[Any]) -> str:
             value = getattr(item, attr, None)
             if value is not None:
                 parts.append(f"{symbol} {value}")
+        if getattr(item, "allow_inf_nan", None) is False:
+            parts.append("finite")
     return ", ".join(parts)
 
 
@@ -166,7 +168,7 @@ def version_text() -> str:
 
     lines = [f"ltrank {ltrank.__version__}", f"torch {torch.__version__}", f"python {platform.python_version()}"]
     for plural, registry in REGISTRIES.items():
-        for record in registry.plugins(load=False):
+        for record in registry.plugins(load=True):  # load, so a broken plugin shows as failed
             state = f"failed: {record.error}" if record.error else "ok"
             lines.append(f"plugin {record.distribution} {record.version}: {plural} {record.name} ({state})")
     return "\n".join(lines)

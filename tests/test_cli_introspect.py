@@ -1,0 +1,101 @@
+"""`ltrank list ...`, `ltrank show ...` and `ltrank --version`, through the real CLI."""
+
+from __future__ import annotations
+
+import platform
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import ltrank
+from ltrank.cli.app import app
+from ltrank.registries import REGISTRIES
+
+WIDE = {"COLUMNS": "250"}  # one table row per line for the short cells read below
+
+
+def _run(*args: str):
+    return CliRunner().invoke(app, list(args), env=WIDE)
+
+
+def _rows(output: str) -> dict[str, list[str]]:
+    """Each table row's cells (wrapped lines joined with a space), keyed by its first cell."""
+    rows: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if not line.startswith("│"):
+            current = None
+            continue
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        if cells[0] and cells[0] not in rows:
+            current = rows[cells[0]] = cells
+        elif current is not None:
+            current[:] = [f"{a} {b}".strip() for a, b in zip(current, cells)]
+    return rows
+
+
+def _names(output: str) -> list[str]:
+    return [line.split("│")[1].strip() for line in output.splitlines() if line.startswith("│ ") and not line.startswith("│  ")]
+
+
+def test_show_renders_name_type_default_constraints_description():
+    result = _run("show", "loss", "ap_cb_delta")
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if line.startswith("┃"))
+    assert [c.strip() for c in header.strip("┃").split("┃")] == ["name", "type", "default", "constraints", "description"]
+    rows = _rows(result.output)
+    # defaults and bounds from the issue / METHOD.md section 5: delta 1.0 > 0, beta 0.99 in [0, 1)
+    assert rows["delta"][:4] == ["delta", "float", "1.0", "> 0.0, finite"]
+    assert rows["beta"][:4] == ["beta", "float", "0.99", ">= 0.0, < 1.0"]
+    assert rows["mode"][:3] == ["mode", "'multiply' | 'divide'", "'multiply'"]
+    assert rows["formulation"][:3] == ["formulation", "'thesis' | 'interpolated'", "'thesis'"]
+    assert all(row[4] for row in rows.values())  # every parameter has a description
+    assert "capabilities: uses_class_weights" in result.output
+
+
+@pytest.mark.parametrize("plural, kind", [("losses", "loss"), ("backbones", "backbone"), ("schedules", "schedule")])
+def test_show_documents_every_parameter_of_every_entry(plural, kind):
+    registry = REGISTRIES[plural]
+    for name in registry.names():
+        concrete = name.replace("*", "resnet18")  # 'timm/*' is shown as one model of the namespace
+        result = _run("show", kind, concrete)
+        assert result.exit_code == 0, (name, result.output)
+        rows = _rows(result.output)
+        fields = registry.get(concrete).params.model_fields
+        assert set(fields) <= set(rows), (name, sorted(rows))
+        assert all(rows[f][4] for f in fields), name
+
+
+def test_list_filters_with_fnmatch_and_sorts_naturally():
+    result = _run("list", "losses", "ap*")
+    assert result.exit_code == 0, result.output
+    assert _names(result.output) == ["ap", "ap_cb_delta", "ap_cb_primary"]
+    recipes = _run("list", "recipes", "cifar10-ir*-ap")
+    assert _names(recipes.output) == ["cifar10-ir50-ap", "cifar10-ir100-ap"]  # 50 before 100
+    assert _names(_run("list", "schedules").output) == ["drw", "fixed", "none", "progressive"]
+    assert _names(_run("list", "backbones", "timm*").output) == ["timm/*"]
+    empty = _run("list", "losses", "no_such_*")
+    assert empty.exit_code == 0 and _names(empty.output) == []
+
+
+@pytest.mark.parametrize("args, hint", [
+    (["show", "loss", "ap_cb_delt"], "did you mean 'ap_cb_delta'"),
+    (["show", "backbone", "resnet23"], "did you mean 'resnet32'"),
+    (["show", "schedule", "progresive"], "did you mean 'progressive'"),
+])
+def test_show_unknown_name_is_one_line_with_suggestion(args, hint):
+    result = _run(*args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: unknown ") and hint in lines[0], result.stderr
+
+
+def test_version_names_ltrank_torch_and_python():
+    result = _run("--version")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:3] == [f"ltrank {ltrank.__version__}", f"torch {torch.__version__}",
+                         f"python {platform.python_version()}"]
+    assert all(line.startswith("plugin ") for line in lines[3:])
