@@ -124,3 +124,16 @@ def test_ce_weighted_mean_convention_matches_loop():
     plain = LOSSES.build("ce", class_counts=counts)
     assert abs(plain(logits, targets).item() - weighted_ce_reference(logits, targets).item()) < 1e-5
     assert math.isfinite(want)
+
+
+def test_cosine_head_class_vectors_start_at_unit_norm_like_the_reference():
+    # LDAM's NormedLinear: uniform(-1, 1) then each class vector renormalised to norm 1. The
+    # logits do not see the norm, but the SGD step on a vector's direction scales as 1/norm^2.
+    from ltrank.registries import BACKBONES
+
+    torch.manual_seed(0)
+    head = BACKBONES.build("resnet32", num_classes=10, head="cosine").head
+    norms = head.weight.detach().norm(dim=1)
+    assert torch.allclose(norms, torch.ones(10), atol=1e-6)
+    gram = head.weight.detach() @ head.weight.detach().t()
+    assert (gram - torch.eye(10)).abs().max() < 0.9  # random directions, no two classes alike

@@ -19,8 +19,11 @@ class CosineHead(nn.Module):
         self.in_features = in_features
         self.out_features = num_classes
         self.weight = nn.Parameter(torch.empty(num_classes, in_features))
-        # Same spread as the LDAM reference's NormedLinear: uniform(-1, 1), then renormalised rows.
+        # As the LDAM reference's NormedLinear: uniform(-1, 1), then every class vector scaled to
+        # norm 1. The logits ignore the norm, but SGD steps on the direction shrink as 1/norm^2.
         nn.init.uniform_(self.weight, -1.0, 1.0)
+        with torch.no_grad():
+            self.weight.copy_(F.normalize(self.weight, dim=1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return F.normalize(features, dim=1) @ F.normalize(self.weight, dim=1).t()
