@@ -189,13 +189,6 @@ class Registry(Generic[T]):
         candidates |= {n for n, r in plugins.items() if not r.error}
         return sorted(fnmatch.filter(candidates, pattern), key=natural_key)
 
-    def __contains__(self, name: str) -> bool:
-        try:
-            self.get(name)
-        except LtrankError:
-            return False
-        return True
-
     def get(self, name: str) -> Spec:
         """The Spec for ``name``; an unknown or broken name raises a one-line LtrankError."""
         if name in self._entries:
