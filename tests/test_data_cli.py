@@ -119,6 +119,7 @@ def test_unwritable_out_is_exit_2_with_one_line(tiny):
         (["cifar10", "--imbalance-ratio", "0.5"], "--imbalance-ratio: Input should be greater than or equal to 1"),
         (["cifar10", "--profile", "linear"], "--profile: Input should be 'exp' or 'step'"),
         (["cifar10", "--groups", "quarters"], "unknown --groups"),
+        (["cifar10", "--seed", str(2**32)], "--seed: Input should be less than or equal to 4294967295"),
     ],
 )
 def test_bad_arguments_are_exit_2(args, message, tmp_path):

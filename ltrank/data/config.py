@@ -32,7 +32,8 @@ class DatasetConfig(BaseModel):
         "exp", description="'exp': exponential decay over the classes; 'step': half the classes keep n_max."
     )
     seed: int = Field(
-        0, ge=0, description="Seed of the subset selection (numpy RandomState), independent of the run seed."
+        0, ge=0, le=2**32 - 1,  # numpy.random.RandomState's range
+        description="Seed of the subset selection (numpy RandomState), independent of the run seed.",
     )
 
     @field_validator("source")
