@@ -190,6 +190,18 @@ def test_image_folder_errors(tmp_path):
     (tmp_path / "b" / "train" / "x").mkdir(parents=True)
     with pytest.raises(LtrankError, match=r"b/test: no such folder"):
         load_longtailed(DatasetConfig(source=f"folder:{tmp_path / 'b'}"))
+    # images straight in train/ (no class sub-folders), or a single class folder
+    write_folder(tmp_path / "flat", {"x": (2, 1)})
+    for split in ("train", "test"):
+        for png in (tmp_path / "flat" / split / "x").iterdir():
+            png.rename(tmp_path / "flat" / split / png.name)
+        (tmp_path / "flat" / split / "x").rmdir()
+    with pytest.raises(LtrankError, match=r"flat/train: found 0 class folder\(s\), need at least 2") as info:
+        load_longtailed(DatasetConfig(source=f"folder:{tmp_path / 'flat'}"))
+    assert "\n" not in str(info.value)
+    write_folder(tmp_path / "one", {"x": (2, 1)})
+    with pytest.raises(LtrankError, match=r"one/train: found 1 class folder\(s\), need at least 2"):
+        load_longtailed(DatasetConfig(source=f"folder:{tmp_path / 'one'}"))
     write_folder(tmp_path / "c", {"x": (2, 1), "y": (2, 1)})
     (tmp_path / "c" / "train" / "y" / "000.png").write_bytes(b"not a png")
     with pytest.raises(LtrankError, match=r"000.png: cannot decode image"):

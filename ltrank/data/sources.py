@@ -264,6 +264,11 @@ def load_folder(root: Path, name: str | None = None) -> RawSource:
         if not split_dir.is_dir():
             raise LtrankError(f"{split_dir}: no such folder; an image folder needs train/<class>/ and test/<class>/")
     classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+    if len(classes) < 2:
+        raise LtrankError(
+            f"{train_dir}: found {len(classes)} class folder(s), need at least 2; put each class's images "
+            "in its own sub-folder, train/<class>/*.png|jpg and test/<class>/..."
+        )
     extra = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
     if extra:
         raise LtrankError(f"{test_dir}: class folder(s) {', '.join(extra)} have no counterpart in {train_dir}")
