@@ -131,3 +131,19 @@ def test_version_reports_broken_plugins_without_a_prior_listing(plugin_module):
         assert any(line.endswith("losses good (ok)") for line in lines), version.output
     finally:
         LOSSES._plugins, LOSSES._plugin_eps, LOSSES._entries = saved[0], saved[1], saved[2]
+
+
+def test_a_plugin_module_is_imported_only_when_its_name_is_needed(tmp_path, monkeypatch):
+    (tmp_path / "lazy_ltrank_plugin.py").write_text(
+        "from ltrank.registry import Spec\nSPEC = Spec(lambda class_counts: 'lazy', 'imported on demand')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lazy_ltrank_plugin", raising=False)
+    reg = _registry()
+    reg.discover(_eps(("lazy", "lazy_ltrank_plugin:SPEC")))
+    assert reg.names() == ["ce", "lazy"]
+    assert reg.build("ce", class_counts=[1]) == "ce"
+    assert reg.origin("lazy").startswith("<unknown distribution>")
+    assert "lazy_ltrank_plugin" not in sys.modules  # listing names and using a built-in import nothing
+    assert reg.build("lazy", class_counts=[1]) == "lazy"
+    assert "lazy_ltrank_plugin" in sys.modules
