@@ -80,3 +80,29 @@ def test_show_loss_documents_each_parameter_with_paper_and_default(name):
         default = repr(field.default) if isinstance(field.default, str) else str(field.default)
         assert field_name in rows, f"{name}.{field_name} not shown"
         assert default in rows[field_name] and field.description[:40] in rows[field_name]
+
+
+def test_shipped_baseline_recipes_use_the_method_md_settings():
+    """CB Focal: Bag of Tricks' per-dataset beta/gamma with the 'fixed' schedule; LDAM-DRW: drw,
+    beta 0.9999 and the cosine head; DRO-LT: 80 + 20 epochs, lr 0.005 / 0.01, wd 1e-4, class-aware
+    classifier stage (METHOD.md section 6)."""
+    from ltrank.losses import CB_FOCAL_CONFIGS
+    from ltrank.recipe import load_recipe
+
+    expected_cb = {  # METHOD.md section 6, written out independently of CB_FOCAL_CONFIGS
+        "cifar10-ir100": (0.9999, 1.0), "cifar100-ir100": (0.9, 1.0),
+        "cifar10-ir50": (0.9999, 2.0), "cifar100-ir50": (0.99, 1.0),
+    }
+    assert {k: (v["beta"], v["gamma"]) for k, v in CB_FOCAL_CONFIGS.items()} == expected_cb
+    for key, (beta, gamma) in expected_cb.items():
+        r = load_recipe(f"{key}-cbfocal").recipe
+        assert (r.loss.name, r.schedule.name) == ("cb_focal", "fixed")
+        assert (r.loss.params["beta"], r.loss.params["gamma"]) == (beta, gamma)
+        ldam = load_recipe(f"{key}-ldam-drw").recipe
+        assert (ldam.loss.name, ldam.schedule.name, ldam.model.params["head"]) == ("ldam", "drw", "cosine")
+        assert ldam.loss.params["beta"] == 0.9999 and ldam.loss.params["max_m"] == 0.5 and ldam.loss.params["s"] == 30.0
+        dro = load_recipe(f"{key}-drolt").recipe
+        feat, cls = dro.train.stages
+        assert (feat.epochs, feat.lr, feat.weight_decay, feat.trainable, feat.sampler) == (80, 0.005, 1e-4, "encoder", "shuffle")
+        assert (cls.epochs, cls.lr, cls.weight_decay, cls.trainable, cls.sampler) == (20, 0.01, 1e-4, "head", "class_aware")
+        assert dro.loss.name == "drolt" and cls.loss.name == "ce"
