@@ -137,3 +137,13 @@ def test_cosine_head_class_vectors_start_at_unit_norm_like_the_reference():
     assert torch.allclose(norms, torch.ones(10), atol=1e-6)
     gram = head.weight.detach() @ head.weight.detach().t()
     assert (gram - torch.eye(10)).abs().max() < 0.9  # random directions, no two classes alike
+
+
+def test_functional_signature_is_the_documented_one():
+    # issue 4: ldam_loss(logits, targets, *, class_counts, max_m=0.5, s=30.0, class_weights=None)
+    import inspect
+
+    params = inspect.signature(ldam_loss).parameters
+    assert list(params)[:2] == ["logits", "targets"]
+    assert {k: params[k].default for k in ("max_m", "s", "class_weights")} == {"max_m": 0.5, "s": 30.0, "class_weights": None}
+    assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY for k in ("class_counts", "max_m", "s", "class_weights"))

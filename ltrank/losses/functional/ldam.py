@@ -29,7 +29,7 @@ def ldam_margins(class_counts: Sequence[int] | torch.Tensor, max_m: float = 0.5)
 
 
 def ldam_loss(
-    cosine_logits: torch.Tensor,
+    logits: torch.Tensor,
     targets: torch.Tensor,
     *,
     class_counts: Sequence[int] | torch.Tensor,
@@ -39,17 +39,17 @@ def ldam_loss(
 ) -> torch.Tensor:
     """``CE(s * (cos - m_y onehot(y)), y)`` with optional class weights.
 
-    ``cosine_logits`` are cosine similarities from a normalised, bias-free classifier
+    ``logits`` must be cosine similarities from a normalised, bias-free classifier
     (``head="cosine"``). The margin of the sample's own class is subtracted from its true-class
     entry only, then all entries are scaled by ``s``. With ``class_weights`` the reduction is
     PyTorch's weighted mean, ``sum_b w_{y_b} ce_b / sum_b w_{y_b}`` (not divided by B).
     """
     margins = ldam_margins(class_counts, max_m)
-    return ldam_loss_from_margins(cosine_logits, targets, margins=margins, s=s, class_weights=class_weights)
+    return ldam_loss_from_margins(logits, targets, margins=margins, s=s, class_weights=class_weights)
 
 
 def ldam_loss_from_margins(
-    cosine_logits: torch.Tensor,
+    logits: torch.Tensor,
     targets: torch.Tensor,
     *,
     margins: torch.Tensor,
@@ -57,17 +57,17 @@ def ldam_loss_from_margins(
     class_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:func:`ldam_loss` with precomputed per-class ``margins`` [C] (the module caches them)."""
-    if cosine_logits.ndim != 2 or targets.shape != cosine_logits.shape[:1]:
+    if logits.ndim != 2 or targets.shape != logits.shape[:1]:
         raise ValueError(
-            f"expected logits [B, C] and targets [B], got {tuple(cosine_logits.shape)} and {tuple(targets.shape)}"
+            f"expected logits [B, C] and targets [B], got {tuple(logits.shape)} and {tuple(targets.shape)}"
         )
-    if margins.shape != cosine_logits.shape[1:]:
-        raise ValueError(f"{margins.numel()} class margins for {cosine_logits.shape[1]} logits per sample")
-    if cosine_logits.dtype in (torch.float16, torch.bfloat16):
-        cosine_logits = cosine_logits.float()
-    dtype, device = cosine_logits.dtype, cosine_logits.device
+    if margins.shape != logits.shape[1:]:
+        raise ValueError(f"{margins.numel()} class margins for {logits.shape[1]} logits per sample")
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    dtype, device = logits.dtype, logits.device
     margins = margins.to(device=device, dtype=dtype)
-    onehot = F.one_hot(targets, cosine_logits.shape[1]).to(dtype)
-    shifted = cosine_logits - onehot * margins[targets].unsqueeze(1)
+    onehot = F.one_hot(targets, logits.shape[1]).to(dtype)
+    shifted = logits - onehot * margins[targets].unsqueeze(1)
     weight = None if class_weights is None else class_weights.to(device=device, dtype=dtype)
     return F.cross_entropy(s * shifted, targets, weight=weight)
