@@ -274,8 +274,11 @@ def compare_records(
             if reference is not None:
                 row.reference = reference.row(key, row.method_key)
                 row.anchors = reference.anchors_for(key, row.method_key)
-                epochs = (group[0][1].recipe.get("train") or {}).get("epochs")
-                if (row.reference or row.anchors) and epochs is not None and epochs != reference.epochs:
+                train = group[0][1].recipe.get("train") or {}
+                epochs = train.get("epochs")
+                # a run started from a trained model (DRO-LT after CE) counts only its own epochs: no note
+                if (row.reference or row.anchors) and epochs is not None and epochs != reference.epochs \
+                        and not train.get("init_from"):
                     table_notes.append(
                         f"{row.label}: trained {epochs} epochs, the {reference.name} numbers beside it {reference.epochs}"
                     )

@@ -243,6 +243,12 @@ def test_reference_notes_a_shorter_training_budget():
     assert comp.tables[0].notes == ["AP CB Delta (beta 0.99): trained 30 epochs, the thesis numbers beside it 200"]
     full = dict(short, train={"epochs": 200})
     assert compare_records(pairs(make_record(BASE, recipe=full)), reference=load_reference("thesis")).tables[0].notes == []
+    # DRO-LT: 100 epochs of its own on top of a 200-epoch CE model, as in the thesis: no note
+    drolt = {"loss": {"name": "drolt"}, "schedule": {"name": "none"},
+             "train": {"epochs": 100, "init_from": "recipe:cifar10-ir100-ce"}}
+    comp = compare_records(pairs(make_record(BASE, recipe_name="cifar10-ir100-drolt", recipe=drolt)),
+                           reference=load_reference("thesis"))
+    assert comp.tables[0].rows[0].reference is not None and comp.tables[0].notes == []
 
 
 def test_every_shipped_recipe_maps_to_its_thesis_row():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ltrank.engine.lr import lr_at, phase_at, phases
+from ltrank.engine.lr import Phase, lr_at, phase_at, phases
 from ltrank.recipe import StageConfig, TrainConfig
 
 PROTOCOL = TrainConfig()  # the thesis defaults: lr 0.1, warm-up 5 from lr/3, x0.01 at 160 and 180
@@ -49,4 +49,4 @@ def test_stages_are_phases_with_constant_learning_rates():
     assert [(p.first_epoch, p.last_epoch) for p in phases(cfg)] == [(1, 3), (4, 5)]
     assert [lr_at(e, cfg) for e in range(1, 6)] == [0.005, 0.005, 0.005, 0.01, 0.01]
     assert [phase_at(e, cfg).index for e in range(1, 6)] == [0, 0, 0, 1, 1]
-    assert phases(PROTOCOL) == [phases(PROTOCOL)[0]] and phases(PROTOCOL)[0].stage is None
+    assert phases(PROTOCOL) == [Phase(0, 1, 200, None)]  # no stages: one protocol phase over the whole run
