@@ -83,6 +83,7 @@ def test_list_filters_with_fnmatch_and_sorts_naturally():
     (["show", "loss", "ap_cb_delt"], "did you mean 'ap_cb_delta'"),
     (["show", "backbone", "resnet23"], "did you mean 'resnet32'"),
     (["show", "schedule", "progresive"], "did you mean 'progressive'"),
+    (["show", "backbone", "timm/resnet181"], "did you mean 'resnet18'"),
 ])
 def test_show_unknown_name_is_one_line_with_suggestion(args, hint):
     result = _run(*args)

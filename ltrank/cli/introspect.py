@@ -92,6 +92,10 @@ def list_recipes(pattern: Pattern = None) -> None:
 def _show(plural: str, name: str) -> None:
     registry = _registry(plural)
     spec = registry.get(name)
+    if plural == "backbones" and name.startswith("timm/") and registry.origin(name) == "built-in":
+        from ltrank.models.timm_adapter import check_timm_model
+
+        check_timm_model(name[len("timm/"):])  # the namespace entry answers any name; timm knows
     console = _console()
     console.print(f"[bold]{escape(name)}[/bold]  ({registry.kind}, {escape(registry.origin(name))})")
     console.print(escape(spec.description))

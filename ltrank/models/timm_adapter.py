@@ -47,6 +47,15 @@ def _hub_offline() -> Iterator[None]:
         constants.HF_HUB_OFFLINE = saved
 
 
+def check_timm_model(model_name: str) -> None:
+    """A one-line LtrankError, with close names, when timm has no model ``model_name``."""
+    import timm
+
+    if not timm.is_model(model_name):
+        hint = did_you_mean(model_name, timm.list_models(model_name[:3] + "*") or timm.list_models())
+        raise LtrankError(f"unknown timm model {model_name!r}{hint}; see timm.list_models() for names")
+
+
 def build_timm(num_classes: int, model_name: str, head: str = "linear", pretrained: bool = False, drop_rate: float = 0.0) -> Classifier:
     """Build ``timm.create_model(model_name, num_classes=0)`` as the encoder, plus our head.
 
@@ -55,9 +64,7 @@ def build_timm(num_classes: int, model_name: str, head: str = "linear", pretrain
     """
     import timm
 
-    if not timm.is_model(model_name):
-        hint = did_you_mean(model_name, timm.list_models(model_name[:3] + "*") or timm.list_models())
-        raise LtrankError(f"unknown timm model {model_name!r}{hint}; see timm.list_models() for names")
+    check_timm_model(model_name)
     try:
         if pretrained and not _hub_reachable():
             with _hub_offline():  # cached weights still load; a cold cache fails at once
