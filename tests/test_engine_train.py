@@ -195,3 +195,18 @@ def test_resume_at_a_stage_boundary_equals_the_uninterrupted_staged_run(tmp_path
         train_one(drolt, seed=0, out=other, device=CPU, callback=interrupt)
     resumed = train_one(drolt, seed=0, out=other, device=CPU, resume=True)
     assert _comparable(resumed) == _comparable(whole)
+
+
+def test_resume_refuses_a_checkpoint_of_another_config_or_seed(tmp_path: Path):
+    import shutil
+
+    recipe = load_recipe(str(tiny_recipe(tmp_path, epochs=1)))
+    other = load_recipe(str(tiny_recipe(tmp_path, epochs=1)), ["train.lr=0.05"])
+    train_one(recipe, seed=0, out=tmp_path, device=CPU)
+    source = run_dir_for(tmp_path, recipe, 0) / "checkpoint.pt"
+    for target, seed, message in ((other, 0, "belongs to config"), (recipe, 1, "belongs to seed 0")):
+        run_dir = run_dir_for(tmp_path, target, seed)
+        run_dir.mkdir(parents=True)
+        shutil.copy(source, run_dir / "checkpoint.pt")
+        with pytest.raises(LtrankError, match=message):
+            train_one(target, seed=seed, out=tmp_path, device=CPU, resume=True)

@@ -160,7 +160,7 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
         init_model = ckpt.model_state_from(resolve_init(recipe.recipe.train.init_from, out, seed))
     trainer = Trainer(recipe.recipe, data, seed=seed, device=device, callback=callback, init_model=init_model)
     if existing.checkpoint is not None:
-        _check_same_run(existing.checkpoint, seed, run_dir)
+        _check_same_run(existing.checkpoint, seed, recipe.config_hash, run_dir)
         trainer.load_state_dict(existing.checkpoint)
     record = RunRecord(
         status="running", recipe_name=recipe.name, recipe=recipe.as_dict(), config_hash=recipe.config_hash,
@@ -221,9 +221,13 @@ def _epoch(metrics: Optional[dict]) -> Optional[int]:
     return None if metrics is None else metrics["epoch"]
 
 
-def _check_same_run(state: dict, seed: int, run_dir: Path) -> None:
+def _check_same_run(state: dict, seed: int, config_hash: str, run_dir: Path) -> None:
+    """A checkpoint moved into another run's folder must not be continued as that run."""
     if int(state["seed"]) != seed:
         raise LtrankError(f"{run_dir}: its checkpoint belongs to seed {state['seed']}, not {seed}; delete it")
+    if state.get("config_hash") != config_hash:
+        raise LtrankError(f"{run_dir}: its checkpoint belongs to config {state.get('config_hash')}, not {config_hash} "
+                          "(a copied or renamed folder?); delete it or resume it from its own folder")
 
 
 def _plugins_used(recipe: ResolvedRecipe) -> list[str]:
