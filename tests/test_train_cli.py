@@ -61,6 +61,8 @@ def test_overrides_make_a_different_experiment_folder(tmp_path: Path):
     (["--seed", "0", "--seeds", "1,2"], "either --seed N or --seeds"),
     (["--seeds", "0,x"], "comma-separated integers"),
     (["--seeds", "1,1"], "distinct"),
+    (["--seed", "-1"], "from 0 to 2**32 - 1"),
+    (["--seeds", "0,4294967296"], "distinct integers >= 0 and < 2**32"),
 ])
 def test_seed_option_errors(tmp_path: Path, args, message):
     result = train("--recipe", str(tiny_recipe(tmp_path, epochs=1)), *args)

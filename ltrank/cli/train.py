@@ -27,13 +27,15 @@ def parse_seeds(seed: Optional[int], seeds: Optional[str]) -> list[int]:
     if seed is not None and seeds is not None:
         raise LtrankError("give either --seed N or --seeds 0,1,2, not both")
     if seeds is None:
+        if seed is not None and not 0 <= seed < 2**32:
+            raise LtrankError(f"--seed {seed}: a seed is an integer from 0 to 2**32 - 1 (numpy's range)")
         return [0 if seed is None else seed]
     try:
         out = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise LtrankError(f"--seeds {seeds!r}: expected comma-separated integers, e.g. --seeds 0,1,2") from None
-    if not out or len(set(out)) != len(out) or min(out) < 0:
-        raise LtrankError(f"--seeds {seeds!r}: expected distinct integers >= 0, e.g. --seeds 0,1,2")
+    if not out or len(set(out)) != len(out) or min(out) < 0 or max(out) >= 2**32:
+        raise LtrankError(f"--seeds {seeds!r}: expected distinct integers >= 0 and < 2**32, e.g. --seeds 0,1,2")
     return out
 
 
