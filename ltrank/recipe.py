@@ -152,7 +152,7 @@ def shipped_recipes() -> list[str]:
 def find_recipe(name_or_path: str) -> Path:
     """A shipped recipe name (``cifar10-ir100-ap``) or a path to a TOML file."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file():  # not a folder: '--out quickstart' must not hide the recipe
         if not path.is_file():
             raise LtrankError(f"recipe file {path} not found; give a shipped recipe name or an existing .toml file")
         return path

@@ -146,3 +146,11 @@ def test_stage_epochs_must_add_up():
     assert resolve(_raw(train={"stages": [stage, stage]})).train.epochs == 4
     with pytest.raises(LtrankError, match="stages add up to 4"):
         resolve(_raw(train={"epochs": 5, "stages": [stage, stage]}))
+
+
+def test_a_folder_named_like_a_recipe_does_not_hide_it(tmp_path, monkeypatch):
+    (tmp_path / "quickstart").mkdir()  # e.g. left by 'ltrank train --recipe quickstart --out quickstart'
+    monkeypatch.chdir(tmp_path)
+    assert find_recipe("quickstart").name == "quickstart.toml"
+    (tmp_path / "mine").write_text("")  # an existing file is taken as a path, whatever its suffix
+    assert find_recipe("mine") == tmp_path.joinpath("mine").relative_to(tmp_path)
