@@ -58,7 +58,7 @@ def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: 
     from ltrank.engine.components import build_model
     from ltrank.engine.evaluation import evaluate
     from ltrank.engine.run import data_info, device_label, resolve_device
-    from ltrank.recipe import Recipe, ResolvedRecipe
+    from ltrank.recipe import Recipe
 
     ckpt_path, record_path = locate(path)
     record = load_record(record_path)
@@ -72,7 +72,7 @@ def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: 
     recipe = Recipe.model_validate(record.recipe)
     dev = resolve_device(device)
     data = load_longtailed(recipe.data, data_dir)
-    fingerprint = data_info(ResolvedRecipe(record.recipe_name, str(record_path), recipe), data).fingerprint
+    fingerprint = data_info(recipe.data, data).fingerprint
     if fingerprint != record.data.fingerprint:
         notes.append(
             f"the data found now (fingerprint {fingerprint}) differs from the data the run trained on "

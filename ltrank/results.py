@@ -57,8 +57,8 @@ class DataInfo(_Strict):
     class_names: list[str] = Field(..., description="class names in label order")
     class_counts: list[int] = Field(..., description="training images per class (n_c), in label order")
     construction_seed: int = Field(..., description="seed of the long-tail selection (0 by default)")
-    imbalance_ratio: float = Field(..., gt=0, description="n_max / n_min of the construction")
-    profile: str = Field(..., description="'exp' or 'step'")
+    imbalance_ratio: float = Field(..., gt=0, description="n_max / n_min of the construction (measured for 'asis')")
+    profile: str = Field(..., description="'exp', 'step' or 'asis' (the source as it is)")
     note: Optional[str] = Field(None, description="free text, e.g. provenance caveats of the source")
 
     @field_validator("class_counts")

@@ -117,7 +117,7 @@ def test_unwritable_out_is_exit_2_with_one_line(tiny):
     [
         (["cifar-10"], "error: SOURCE: unknown data source 'cifar-10' (did you mean 'cifar10'"),
         (["cifar10", "--imbalance-ratio", "0.5"], "--imbalance-ratio: Input should be greater than or equal to 1"),
-        (["cifar10", "--profile", "linear"], "--profile: Input should be 'exp' or 'step'"),
+        (["cifar10", "--profile", "linear"], "--profile: Input should be 'exp', 'step' or 'asis'"),
         (["cifar10", "--groups", "quarters"], "unknown --groups"),
         (["cifar10", "--seed", str(2**32)], "--seed: Input should be less than or equal to 4294967295"),
     ],

@@ -22,7 +22,7 @@ def command(
         typer.Argument(metavar="SOURCE", help="'cifar10', 'cifar100', 'npz:<path>' or 'folder:<path>' (see docs/data.md)."),
     ],
     imbalance_ratio: Annotated[float, typer.Option(help="n_max / n_min of the long-tailed training set (>= 1).")] = 100.0,
-    profile: Annotated[str, typer.Option(help="Long-tail profile: 'exp' or 'step'.")] = "exp",
+    profile: Annotated[str, typer.Option(help="Long-tail profile: 'exp', 'step', or 'asis' (keep a long-tailed source as it is).")] = "exp",
     seed: Annotated[int, typer.Option(help="Seed of the subset selection (numpy RandomState).")] = 0,
     data_dir: Annotated[
         Optional[Path],

@@ -26,10 +26,13 @@ class DatasetConfig(BaseModel):
         "(root/train/<class>/*.png|jpg and root/test/<class>/...).",
     )
     imbalance_ratio: float = Field(
-        100.0, ge=1.0, description="n_max / n_min of the constructed training set (METHOD.md section 1)."
+        100.0, ge=1.0,
+        description="n_max / n_min of the constructed training set (METHOD.md section 1); ignored by 'asis'.",
     )
-    profile: Literal["exp", "step"] = Field(
-        "exp", description="'exp': exponential decay over the classes; 'step': half the classes keep n_max."
+    profile: Literal["exp", "step", "asis"] = Field(
+        "exp",
+        description="'exp': exponential decay over the classes; 'step': half the classes keep n_max; "
+        "'asis': keep every training image of a source that is already long-tailed (the measured ratio is recorded).",
     )
     seed: int = Field(
         0, ge=0, le=2**32 - 1,  # numpy.random.RandomState's range
@@ -75,13 +78,14 @@ class SplitManifest(BaseModel):
 
     ltrank_version: str = Field(..., description="ltrank version that built the split.")
     source: SourceInfo = Field(..., description="Where the images came from.")
-    profile: str = Field(..., description="Long-tail profile ('exp' or 'step').")
-    imbalance_ratio: float = Field(..., description="Requested n_max / n_min.")
+    profile: str = Field(..., description="Long-tail profile ('exp', 'step' or 'asis').")
+    imbalance_ratio: float = Field(..., description="Requested n_max / n_min ('asis': the source's measured ratio).")
     seed: int = Field(..., description="RandomState seed of the selection.")
     selection_rule: str = Field(
         ...,
-        description="'shuffle-class-rows' (the reference rule on the source's own rows) or "
-        "'shuffle-source-ranks' (a pool: the reference shuffle over original positions).",
+        description="'shuffle-class-rows' (the reference rule on the source's own rows), "
+        "'shuffle-source-ranks' (a pool: the reference shuffle over original positions) or "
+        "'keep-all' (profile 'asis').",
     )
     class_names: list[str] = Field(..., description="Class names in label order.")
     class_counts: list[int] = Field(..., description="Training images per class after construction.")

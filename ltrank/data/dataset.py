@@ -14,7 +14,15 @@ import torch
 
 import ltrank
 from ltrank.data.config import DatasetConfig, SourceInfo, SplitManifest
-from ltrank.data.longtail import RULE_CLASS_ROWS, RULE_SOURCE_RANKS, class_counts, select_indices
+from ltrank.data.longtail import (
+    RULE_CLASS_ROWS,
+    RULE_KEEP_ALL,
+    RULE_SOURCE_RANKS,
+    all_indices,
+    class_counts,
+    measured_ratio,
+    select_indices,
+)
 from ltrank.data.sources import RawSource, load_source
 
 
@@ -51,19 +59,25 @@ def build_longtailed(raw: RawSource, cfg: DatasetConfig) -> LongTailedData:
     """The long-tail construction on an already loaded source."""
     num_classes = len(raw.class_names)
     source_counts = np.bincount(raw.train_labels, minlength=num_classes)
-    n_max = int(source_counts.max())
-    counts = class_counts(n_max, num_classes, cfg.imbalance_ratio, cfg.profile)
-    kept = select_indices(
-        raw.train_labels, counts, cfg.seed, raw.class_names, raw.train_ranks, raw.full_class_size
-    )
+    if cfg.profile == "asis":  # the source is already long-tailed: keep all of it
+        kept = all_indices(raw.train_labels, num_classes)
+        counts = [len(rows) for rows in kept]
+        ratio, rule = measured_ratio(counts), RULE_KEEP_ALL
+    else:
+        counts = class_counts(int(source_counts.max()), num_classes, cfg.imbalance_ratio, cfg.profile)
+        kept = select_indices(
+            raw.train_labels, counts, cfg.seed, raw.class_names, raw.train_ranks, raw.full_class_size
+        )
+        ratio = cfg.imbalance_ratio
+        rule = RULE_CLASS_ROWS if raw.train_ranks is None else RULE_SOURCE_RANKS
     order = np.concatenate(kept)
     manifest = SplitManifest(
         ltrank_version=ltrank.__version__,
         source=raw.info,
         profile=cfg.profile,
-        imbalance_ratio=cfg.imbalance_ratio,
+        imbalance_ratio=ratio,
         seed=cfg.seed,
-        selection_rule=RULE_CLASS_ROWS if raw.train_ranks is None else RULE_SOURCE_RANKS,
+        selection_rule=rule,
         class_names=list(raw.class_names),
         class_counts=counts,
         source_class_counts=[int(n) for n in source_counts],

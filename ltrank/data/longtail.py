@@ -16,6 +16,7 @@ from ltrank.errors import LtrankError
 #: How the rows of a class are shuffled; recorded in every split manifest.
 RULE_CLASS_ROWS = "shuffle-class-rows"
 RULE_SOURCE_RANKS = "shuffle-source-ranks"
+RULE_KEEP_ALL = "keep-all"
 
 
 def class_counts(n_max: int, num_classes: int, imbalance_ratio: float, profile: str) -> list[int]:
@@ -43,6 +44,18 @@ def class_counts(n_max: int, num_classes: int, imbalance_ratio: float, profile: 
             f"(largest class {n_max}); use a ratio of at most {n_max}"
         )
     return counts
+
+
+def all_indices(labels: np.ndarray, num_classes: int) -> list[np.ndarray]:
+    """Profile ``asis``: every training row of each class, in source order."""
+    labels = np.asarray(labels)
+    return [np.flatnonzero(labels == c) for c in range(num_classes)]
+
+
+def measured_ratio(counts: Sequence[int]) -> float:
+    """n_max / n_min over the classes that have images (what ``asis`` records as its ratio)."""
+    present = [n for n in counts if n > 0]
+    return max(present) / min(present)
 
 
 def select_indices(

@@ -30,6 +30,8 @@ def split_stem(cfg: DatasetConfig) -> str:
     kind, sep, path = cfg.source.partition(":")
     name = f"{kind}-{Path(path).stem or 'data'}" if sep else kind
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    if cfg.profile == "asis":  # neither the ratio nor the seed plays a part
+        return f"{name}-asis"
     return f"{name}-{cfg.profile}-ir{cfg.imbalance_ratio:g}-seed{cfg.seed}"
 
 

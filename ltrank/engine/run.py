@@ -23,7 +23,7 @@ from typing import Optional
 
 import torch
 
-from ltrank.data import LongTailedData, load_longtailed
+from ltrank.data import DatasetConfig, LongTailedData, load_longtailed
 from ltrank.engine import checkpoint as ckpt
 from ltrank.engine.events import Callback, RunEnded, RunStarted, ignore
 from ltrank.engine.trainer import Diverged, Trainer
@@ -65,14 +65,14 @@ def device_label(device: torch.device) -> str:
     return str(device)
 
 
-def data_info(recipe: ResolvedRecipe, data: LongTailedData) -> DataInfo:
-    cfg = recipe.recipe.data
+def data_info(cfg: DatasetConfig, data: LongTailedData) -> DataInfo:
+    """The run record's description of the training set ``cfg`` produced."""
     digest = hashlib.sha256(json.dumps(
         {"source": data.source.fingerprint, "selected": data.manifest.selected_indices}).encode()).hexdigest()
     return DataInfo(
         source_name=cfg.source, source_kind=data.source.kind, source_path=data.source.path,
         fingerprint=digest[:16], class_names=data.class_names, class_counts=data.class_counts,
-        construction_seed=cfg.seed, imbalance_ratio=cfg.imbalance_ratio, profile=cfg.profile,
+        construction_seed=cfg.seed, imbalance_ratio=data.manifest.imbalance_ratio, profile=cfg.profile,
         note=data.source.note or None,
     )
 
@@ -165,7 +165,7 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
     record = RunRecord(
         status="running", recipe_name=recipe.name, recipe=recipe.as_dict(), config_hash=recipe.config_hash,
         seed=seed, environment=collect_environment(device_label(device), _plugins_used(recipe)),
-        data=data_info(recipe, data),
+        data=data_info(recipe.recipe.data, data),
         started_at=existing.record.started_at if existing.record else now_iso(),
     )
     base_seconds = existing.record.timings.total_seconds if existing.record else 0.0
