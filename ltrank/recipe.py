@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ltrank.data.config import DatasetConfig
 from ltrank.errors import LtrankError, did_you_mean
 from ltrank.registry import (
+    NEEDS_CLASS_WEIGHTS,
     NEEDS_COSINE_HEAD,
     USES_CLASS_WEIGHTS,
     format_validation_error,
@@ -285,6 +286,13 @@ def _cross_check(recipe: Recipe, losses: Any, backbones: Any) -> None:
             f"schedule.name: schedule {recipe.schedule.name!r} hands class weights to the loss, but loss "
             f"{unweighted!r} does not use class weights; use schedule 'none' or a class-weighted loss"
         )
+    if recipe.schedule.name == "none":
+        for where, name in loss_names:
+            if losses.get(name).has(NEEDS_CLASS_WEIGHTS):
+                raise LtrankError(
+                    f"schedule.name: loss {name!r} ({where}) is class-balanced, but schedule 'none' would train it "
+                    "unweighted; set [schedule] name = \"fixed\" (or \"progressive\")"
+                )
     if any(n in NEEDS_PRETRAINED for _, n in loss_names) and not recipe.train.init_from:
         raise LtrankError(
             "train.init_from: DRO-LT trains on top of a CE-pretrained model; first train the matching '-ce' "

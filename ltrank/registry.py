@@ -31,8 +31,13 @@ PLUGINS_ENV = "LTRANK_NO_PLUGINS"
 NEEDS_FEATURES = "needs_features"  # loss is called as loss(logits, targets, features=...)
 NEEDS_COSINE_HEAD = "needs_cosine_head"  # logits must be cosine similarities (head="cosine")
 USES_CLASS_WEIGHTS = "uses_class_weights"  # loss.set_class_weights(w) is called each epoch
+# the loss is class-balanced by definition: under schedule "none" it would train unweighted, so a
+# recipe must give it a schedule (implies USES_CLASS_WEIGHTS)
+NEEDS_CLASS_WEIGHTS = "needs_class_weights"
 NEEDS_EPOCH_START = "needs_epoch_start"  # loss.epoch_start(ctx) is called before each epoch
-CAPABILITIES = frozenset({NEEDS_FEATURES, NEEDS_COSINE_HEAD, USES_CLASS_WEIGHTS, NEEDS_EPOCH_START})
+CAPABILITIES = frozenset(
+    {NEEDS_FEATURES, NEEDS_COSINE_HEAD, USES_CLASS_WEIGHTS, NEEDS_CLASS_WEIGHTS, NEEDS_EPOCH_START}
+)
 
 
 class NoParams(BaseModel):
@@ -57,6 +62,8 @@ class Spec:
         unknown = set(self.capabilities) - CAPABILITIES
         if unknown:
             raise TypeError(f"unknown capability flags {sorted(unknown)}; known: {sorted(CAPABILITIES)}")
+        if NEEDS_CLASS_WEIGHTS in self.capabilities and USES_CLASS_WEIGHTS not in self.capabilities:
+            raise TypeError(f"{NEEDS_CLASS_WEIGHTS} implies {USES_CLASS_WEIGHTS}; list both")
         object.__setattr__(self, "capabilities", frozenset(self.capabilities))
 
     def has(self, capability: str) -> bool:

@@ -8,7 +8,13 @@ from torch import nn
 
 from ltrank.losses.base import EpochContext
 from ltrank.registries import LOSSES
-from ltrank.registry import NEEDS_COSINE_HEAD, NEEDS_EPOCH_START, NEEDS_FEATURES, USES_CLASS_WEIGHTS
+from ltrank.registry import (
+    NEEDS_CLASS_WEIGHTS,
+    NEEDS_COSINE_HEAD,
+    NEEDS_EPOCH_START,
+    NEEDS_FEATURES,
+    USES_CLASS_WEIGHTS,
+)
 
 BASELINES = ["ce", "focal", "cb_focal", "ldam", "drolt"]
 COUNTS = [50, 20, 8, 3, 1]
@@ -62,7 +68,7 @@ def test_unknown_param_is_rejected(name):
 def test_capabilities_are_declared():
     assert LOSSES.get("ldam").capabilities == {NEEDS_COSINE_HEAD, USES_CLASS_WEIGHTS}
     assert LOSSES.get("drolt").capabilities == {NEEDS_FEATURES, NEEDS_EPOCH_START}
-    assert LOSSES.get("cb_focal").capabilities == {USES_CLASS_WEIGHTS}
+    assert LOSSES.get("cb_focal").capabilities == {USES_CLASS_WEIGHTS, NEEDS_CLASS_WEIGHTS}
     assert LOSSES.get("focal").capabilities == frozenset()
 
 

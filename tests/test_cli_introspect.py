@@ -51,7 +51,7 @@ def test_show_renders_name_type_default_constraints_description():
     assert rows["mode"][:3] == ["mode", "'multiply' | 'divide'", "'multiply'"]
     assert rows["formulation"][:3] == ["formulation", "'thesis' | 'interpolated'", "'thesis'"]
     assert all(row[4] for row in rows.values())  # every parameter has a description
-    assert "capabilities: uses_class_weights" in result.output
+    assert "capabilities: needs_class_weights, uses_class_weights" in result.output
 
 
 @pytest.mark.parametrize("plural, kind", [("losses", "loss"), ("backbones", "backbone"), ("schedules", "schedule")])

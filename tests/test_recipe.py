@@ -97,10 +97,12 @@ def _raw(**sections):
 
 
 def test_resolution_fills_every_default():
-    r = resolve(_raw(loss={"name": "ap_cb_delta", "params": {"beta": 0.999}}))
+    r = resolve(_raw(loss={"name": "ap_cb_delta", "params": {"beta": 0.999}}, schedule={"name": "drw"}))
     assert r.loss.params == {"delta": 1.0, "beta": 0.999, "mode": "multiply", "formulation": "thesis"}
+    assert r.schedule.params == {"start_epoch": 161}
     assert r.model.params == {"head": "linear"}
-    assert r.schedule.name == "none" and r.eval.groups == "thirds" and r.train.epochs == 200
+    assert r.eval.groups == "thirds" and r.train.epochs == 200
+    assert resolve(_raw()).schedule.name == "none"
 
 
 def test_config_hash_ignores_paths_and_description_but_not_settings():

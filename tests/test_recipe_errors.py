@@ -103,3 +103,8 @@ def test_dry_run_json():
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["recipe"] == "cifar100-ir100-cbdelta" and out["resolved"]["loss"]["params"]["beta"] == 0.99
+
+
+def test_class_balanced_loss_without_a_schedule_is_refused():
+    result = train("--recipe", "cifar10-ir100-cbdelta", "--set", "schedule.name=none")
+    assert_one_line_error(result, "schedule.name", "'ap_cb_delta'", "class-balanced", 'name = "fixed"')

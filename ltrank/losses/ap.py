@@ -35,7 +35,7 @@ from torch import nn
 
 from ltrank.losses.base import ClassWeightedLoss
 from ltrank.losses.functional.ap import Formulation, ap_loss
-from ltrank.registry import USES_CLASS_WEIGHTS, Registry, Spec
+from ltrank.registry import NEEDS_CLASS_WEIGHTS, USES_CLASS_WEIGHTS, Registry, Spec
 
 THESIS = "Using a Ranking-Based Loss for Long-Tailed Visual Recognition (METU thesis, 2024)"
 
@@ -166,7 +166,7 @@ class CBPrimaryParams(BaseModel):
 
 
 def register(registry: Registry) -> None:
-    weighted = frozenset({USES_CLASS_WEIGHTS})
+    weighted = frozenset({USES_CLASS_WEIGHTS, NEEDS_CLASS_WEIGHTS})
     registry.register(
         "ap",
         Spec(APLoss, "AP Loss with the identity update over the batch's global ranking of all B*C logits "

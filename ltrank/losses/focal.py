@@ -10,7 +10,7 @@ from torch import nn
 
 from ltrank.losses.base import ClassWeightedLoss
 from ltrank.losses.functional.focal import focal_loss
-from ltrank.registry import USES_CLASS_WEIGHTS, Registry, Spec
+from ltrank.registry import NEEDS_CLASS_WEIGHTS, USES_CLASS_WEIGHTS, Registry, Spec
 
 FOCAL_PAPER = "Lin et al., Focal Loss for Dense Object Detection, ICCV 2017 (sigmoid form as in Zhang et al., Bag of Tricks for Long-Tailed Visual Recognition, AAAI 2021)"
 CB_PAPER = "Cui et al., Class-Balanced Loss Based on Effective Number of Samples, CVPR 2019"
@@ -81,5 +81,5 @@ def register(registry: Registry) -> None:
              "class-balanced focal: each sample's focal row times its class's effective-number weight; "
              "use with the 'fixed' schedule; Bag of Tricks' per-dataset beta/gamma are listed under beta",
              params=CBFocalParams, paper=f"{CB_PAPER}; {FOCAL_PAPER}",
-             capabilities=frozenset({USES_CLASS_WEIGHTS})),
+             capabilities=frozenset({USES_CLASS_WEIGHTS, NEEDS_CLASS_WEIGHTS})),
     )
