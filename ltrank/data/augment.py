@@ -8,6 +8,7 @@ the same crops and flips on every device.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import torch
@@ -20,9 +21,14 @@ PADDING = 4
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 [B, 3, H, W] -> float32 ``(x / 255 - mean) / std`` on the same device."""
-    mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=images.device).view(1, 3, 1, 1)
+    mean, std = _constants(images.device)
     return images.float().div_(255.0).sub_(mean).div_(std)
+
+
+@functools.lru_cache(maxsize=None)
+def _constants(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """MEAN and STD as [1, 3, 1, 1] tensors, made once per device (no host copy per batch)."""
+    return (torch.tensor(MEAN, device=device).view(1, 3, 1, 1), torch.tensor(STD, device=device).view(1, 3, 1, 1))
 
 
 def draw_crop_flip(
@@ -82,16 +88,26 @@ def iterate_batches(
 
     ``shuffle`` draws a permutation from ``generator`` (a CPU generator); ``order`` instead gives
     the sample indices to visit (e.g. from a class-aware sampler). uint8 images are moved to the
-    device before the transform (4x less to copy); ``augment`` applies :func:`train_transform`,
+    device before the transform (4x less to copy); ``augment`` applies the training augmentation
+    (the crops and flips of the whole epoch drawn at once from ``generator``),
     else only :func:`normalize` (the test transform).
     """
     device = torch.device(device) if device is not None else images.device
     n = len(labels) if order is None else len(order)
     if order is None:
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for start in range(0, num_batches(n, batch_size, drop_last) * batch_size, batch_size):
-        idx = order[start : start + batch_size]
+    used = num_batches(n, batch_size, drop_last) * batch_size if drop_last else n
+    # The epoch's order and random crops/flips go to the device once, not once per batch: small
+    # host-to-device copies inside the loop would stall a GPU's queue every batch.
+    order = order[:used].to(images.device)
+    if augment:
+        top, left, flip = (t.to(device) for t in draw_crop_flip(used, generator))
+    for start in range(0, used, batch_size):
+        stop = min(start + batch_size, used)
         # index_select: much faster than advanced indexing for whole-row gathers on CPU
-        x = images.index_select(0, idx.to(images.device)).to(device, non_blocking=True)
-        y = labels.index_select(0, idx.to(labels.device)).to(device, non_blocking=True)
-        yield (train_transform(x, generator) if augment else normalize(x)), y
+        x = images.index_select(0, order[start:stop]).to(device, non_blocking=True)
+        y = labels.index_select(0, order[start:stop].to(labels.device)).to(device, non_blocking=True)
+        if augment:
+            yield normalize(crop_flip(x, top[start:stop], left[start:stop], flip[start:stop])), y
+        else:
+            yield normalize(x), y
