@@ -10,14 +10,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ltrank.compare import Comparison, compare_records, format_stat, reference_lines, to_csv, to_json, to_markdown
+from ltrank.cli.choices import Groups
+from ltrank.compare import (
+    Comparison,
+    compare_records,
+    format_stat,
+    reference_lines,
+    to_csv,
+    to_json,
+    to_markdown,
+)
 from ltrank.reference import AVAILABLE, load_reference
 from ltrank.results import find_records, load_record
-
-
-class Groups(str, Enum):
-    thirds = "thirds"
-    shots = "shots"
 
 
 class Format(str, Enum):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,13 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ltrank.cli.choices import Groups
 from ltrank.evaluate_checkpoint import CheckpointEvaluation, evaluate_checkpoint
 from ltrank.metrics import group_classes
-
-
-class Groups(str, Enum):
-    thirds = "thirds"
-    shots = "shots"
 
 
 def _pct(value: Optional[float]) -> str:
