@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ltrank.errors import LtrankError
+from ltrank.schedules.class_weights import as_class_counts
 
 
 def ldam_margins(class_counts: Sequence[int] | torch.Tensor, max_m: float = 0.5) -> torch.Tensor:
@@ -15,15 +15,7 @@ def ldam_margins(class_counts: Sequence[int] | torch.Tensor, max_m: float = 0.5)
 
     The rarest class gets exactly ``max_m``; margins shrink as n_c^(-1/4) for frequent classes.
     """
-    counts = torch.as_tensor(class_counts, dtype=torch.float64)
-    if counts.ndim != 1 or counts.numel() == 0:
-        raise ValueError("class_counts must be a non-empty 1-d sequence")
-    if (counts <= 0).any():
-        empty = torch.nonzero(counts <= 0).flatten().tolist()
-        raise LtrankError(
-            f"LDAM needs at least one training image per class; classes {empty[:10]} have none; "
-            "use a dataset where every class has images, or another loss"
-        )
+    counts = as_class_counts(class_counts, every_class_for="LDAM")
     inv_quarter = counts.pow(-0.25)
     return inv_quarter * (max_m / inv_quarter.max())
 

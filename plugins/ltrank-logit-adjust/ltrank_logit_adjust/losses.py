@@ -14,20 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ltrank.errors import LtrankError
+from ltrank.losses import as_class_counts
 
 
 def log_prior(class_counts: Sequence[int] | torch.Tensor) -> torch.Tensor:
     """``log(n_c / sum n)`` as float64 [C]; every class needs at least one training image."""
-    counts = torch.as_tensor(class_counts, dtype=torch.float64)
-    if counts.ndim != 1 or counts.numel() == 0:
-        raise ValueError("class_counts must be a non-empty 1-d sequence")
-    if (counts <= 0).any():
-        empty = torch.nonzero(counts <= 0).flatten().tolist()
-        raise LtrankError(
-            f"logit adjustment needs at least one training image per class; classes {empty[:10]} have none; "
-            "use a dataset where every class has images, or another loss"
-        )
+    counts = as_class_counts(class_counts, every_class_for="logit adjustment")
     return torch.log(counts / counts.sum())
 
 
