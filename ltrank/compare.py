@@ -129,7 +129,7 @@ def _infer_key(recipe: dict) -> Optional[str]:
         return "cbfocal"
     if schedule != "none":
         return None  # e.g. CE with deferred re-weighting: no thesis row
-    return {"focal": "focal", "ap": "ap", "drolt": "drolt"}.get(name, name)  # else e.g. a plugin loss
+    return name  # ce, focal, ap, drolt, or e.g. a plugin loss: the loss name is the key
 
 
 def method_key(record: RunRecord) -> str:
