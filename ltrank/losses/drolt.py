@@ -19,6 +19,7 @@ from ltrank.errors import LtrankError
 from ltrank.losses.base import EpochContext
 from ltrank.losses.functional.drolt import drolt_loss
 from ltrank.registry import NEEDS_EPOCH_START, NEEDS_FEATURES, Registry, Spec
+from ltrank.schedules.class_weights import as_class_counts
 
 DROLT_PAPER = "Samuel & Chechik, Distributional Robustness Loss for Long-tail Learning, ICCV 2021"
 
@@ -35,9 +36,9 @@ class DROLTLoss(nn.Module):
         ce_weighting: Literal["count_ratio", "none"] = "count_ratio",
     ) -> None:
         super().__init__()
-        counts = torch.as_tensor(class_counts, dtype=torch.float64)
-        if counts.ndim != 1 or counts.numel() == 0 or (counts < 0).any() or counts.max() <= 0:
-            raise ValueError("class_counts must be a non-empty 1-d sequence of counts >= 0 with at least one > 0")
+        counts = as_class_counts(class_counts)
+        if counts.max() <= 0:
+            raise ValueError("class_counts must have at least one class with training images")
         self.temperature = temperature
         self.ce_weighting = ce_weighting
         ce_weights = counts / counts.max() if ce_weighting == "count_ratio" else torch.ones_like(counts)
