@@ -1,8 +1,10 @@
 """Long-tailed subset construction (METHOD.md section 1, the "Cao" construction).
 
-Two pure functions: :func:`class_counts` gives the per-class target sizes of a profile, and
+Pure functions: :func:`class_counts` gives the per-class target sizes of a profile, and
 :func:`select_indices` picks that many training rows per class with one
 ``numpy.random.RandomState(seed)`` whose stream runs across the classes in label order.
+Profile ``asis`` instead keeps every row (:func:`all_indices`) and records
+:func:`measured_ratio`.
 """
 
 from __future__ import annotations
