@@ -4,7 +4,8 @@ Stage 1 (shape) checks the tables and keys of the file against :class:`Recipe` (
 forbids unknown keys). Stage 2 validates each named component's ``params`` against the schema
 its registry entry owns, so a typo reports its TOML location (``loss.params.beta: ...``).
 Cross-checks then reject combinations that cannot train (a cosine-head loss on a linear head,
-a weighting schedule on a loss that ignores class weights). The *resolved* recipe has every
+a weighting schedule on a loss that ignores class weights, a class-balanced loss under schedule
+'none', DRO-LT without ``train.init_from``). The *resolved* recipe has every
 default filled in; its config hash identifies the experiment (seeds and paths excluded).
 """
 
@@ -239,7 +240,7 @@ def resolve(raw: dict[str, Any]) -> Recipe:
             "train": recipe.train.model_copy(update={"stages": stages, "epochs": _total_epochs(recipe.train)}),
         }
     )
-    _cross_check(resolved, LOSSES, BACKBONES)
+    _cross_check(resolved, LOSSES)
     return resolved
 
 
@@ -268,7 +269,7 @@ def _resolve_loss(loss: LossConfig, where: str) -> LossConfig:
     return loss.model_copy(update={"params": _validate(LOSSES, loss.name, loss.params, where)})
 
 
-def _cross_check(recipe: Recipe, losses: Any, backbones: Any) -> None:
+def _cross_check(recipe: Recipe, losses: Any) -> None:
     """Reject combinations that cannot train, before any data is loaded."""
     head = recipe.model.params.get("head")
     loss_names = [("loss", recipe.loss.name)] + [
