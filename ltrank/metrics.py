@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import torch
 
 from ltrank.errors import LtrankError
 
-GroupScheme = Literal["thirds", "shots"]
 GROUP_SCHEMES: tuple[str, ...] = ("thirds", "shots")
 #: Shot thresholds of the OLTR / DRO-LT / RIDE convention: many > 100, medium 20..100, few < 20.
 MANY_SHOT_ABOVE = 100
