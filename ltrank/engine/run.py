@@ -148,6 +148,7 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
     its record then says so and the checkpoint of the last good epoch stays.
     """
     run_dir = run_dir_for(out, recipe, seed)
+    config_hash = recipe.config_hash  # hashes the whole resolved recipe: once, not per epoch
     existing = inspect_run_dir(run_dir, resume)
     if existing is None:
         return None
@@ -160,10 +161,10 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
         init_model = ckpt.model_state_from(resolve_init(recipe.recipe.train.init_from, out, seed))
     trainer = Trainer(recipe.recipe, data, seed=seed, device=device, callback=callback, init_model=init_model)
     if existing.checkpoint is not None:
-        _check_same_run(existing.checkpoint, seed, recipe.config_hash, run_dir)
+        _check_same_run(existing.checkpoint, seed, config_hash, run_dir)
         trainer.load_state_dict(existing.checkpoint)
     record = RunRecord(
-        status="running", recipe_name=recipe.name, recipe=recipe.as_dict(), config_hash=recipe.config_hash,
+        status="running", recipe_name=recipe.name, recipe=recipe.as_dict(), config_hash=config_hash,
         seed=seed, environment=collect_environment(device_label(device), _plugins_used(recipe)),
         data=data_info(recipe.recipe.data, data),
         started_at=existing.record.started_at if existing.record else now_iso(),
@@ -189,7 +190,7 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
         return record
 
     def save(t: Trainer) -> None:
-        ckpt.save_checkpoint(run_dir / ckpt.CHECKPOINT_FILENAME, {**t.state_dict(), "config_hash": recipe.config_hash})
+        ckpt.save_checkpoint(run_dir / ckpt.CHECKPOINT_FILENAME, {**t.state_dict(), "config_hash": config_hash})
         update("running")
 
     update("running")
