@@ -143,7 +143,7 @@ class CBPrimaryAPLoss(ClassWeightedLoss):
 class APParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     delta: float = Field(1.0, gt=0.0, allow_inf_nan=False, description=_DELTA_HELP)
-    formulation: Literal["thesis", "interpolated"] = Field("thesis", description=_FORMULATION_HELP)
+    formulation: Formulation = Field("thesis", description=_FORMULATION_HELP)
 
 
 class CBDeltaParams(BaseModel):
@@ -155,14 +155,14 @@ class CBDeltaParams(BaseModel):
         description="'multiply': delta_i = delta * w_c for a positive of class c, rare classes get the wider "
         "step (the thesis's method, eqs. 3.21-3.22); 'divide': delta_i = delta / w_c (its ablation)",
     )
-    formulation: Literal["thesis", "interpolated"] = Field("thesis", description=_FORMULATION_HELP)
+    formulation: Formulation = Field("thesis", description=_FORMULATION_HELP)
 
 
 class CBPrimaryParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     delta: float = Field(1.0, gt=0.0, allow_inf_nan=False, description=_DELTA_HELP)
     beta: float = Field(0.99, ge=0.0, lt=1.0, description=_BETA_HELP)
-    formulation: Literal["thesis", "interpolated"] = Field("thesis", description=_FORMULATION_HELP)
+    formulation: Formulation = Field("thesis", description=_FORMULATION_HELP)
 
 
 def register(registry: Registry) -> None:

@@ -24,14 +24,14 @@ the backward pass only scales the stored gradient (no derivative of H is ever ta
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
 from ltrank.errors import LtrankError
 
 Formulation = Literal["thesis", "interpolated"]
-FORMULATIONS: tuple[str, ...] = ("thesis", "interpolated")
+FORMULATIONS: tuple[str, ...] = get_args(Formulation)
 
 _WORK = torch.float64  # accumulation dtype of every sum below
 
