@@ -51,8 +51,6 @@ def locate(path: Path) -> tuple[Path, Path]:
 
 def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: str = "cpu") -> CheckpointEvaluation:
     """Rebuild model and data from the run record, load the weights, evaluate on the test set."""
-    import torch
-
     from ltrank.data import load_longtailed
     from ltrank.engine.checkpoint import load_checkpoint
     from ltrank.engine.components import build_model
@@ -88,7 +86,7 @@ def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: 
     start = time.perf_counter()
     acc = evaluate(model, data.test_images, data.test_labels, data.num_classes, dev, recipe.eval.batch_size)
     seconds = time.perf_counter() - start
-    test_counts = torch.bincount(data.test_labels.cpu(), minlength=data.num_classes).tolist()
+    test_counts = list(data.manifest.test_class_counts)
     missing = [data.class_names[c] for c, v in enumerate(acc.per_class) if math.isnan(v)]
     if missing:
         raise LtrankError(f"the test set has no images of class(es) {', '.join(missing)}; per-class accuracy is undefined")
