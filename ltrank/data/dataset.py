@@ -32,7 +32,8 @@ class LongTailedData:
 
     Images are contiguous uint8 [N, 3, H, W] tensors (see :mod:`ltrank.data.augment` for the
     batched train transform); labels are int64. The training rows are in selection order:
-    class by class, each class in the order the RandomState shuffle put it.
+    class by class, each class in the order the RandomState shuffle put it (profile ``asis``:
+    in source order).
     """
 
     train_images: torch.Tensor

@@ -1,8 +1,8 @@
 """Loss functions for long-tailed classification, usable in any PyTorch training loop.
 
-Every loss is an ``nn.Module`` called as ``loss(logits, targets)`` and constructed with its
-hyperparameters plus ``class_counts`` (training images per class). Class-balanced variants
-compute their weights with :func:`class_balanced_weights`.
+Every loss is an ``nn.Module`` called as ``loss(logits, targets)`` (DRO-LT also takes
+``features=``) and constructed with its hyperparameters plus ``class_counts`` (training images
+per class). Class-balanced variants compute their weights with :func:`class_balanced_weights`.
 """
 
 from ltrank.losses.ap import APLoss, CBDeltaAPLoss, CBPrimaryAPLoss
