@@ -40,10 +40,10 @@ def predict(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device
     try:
         for x, _ in iterate_batches(images, labels, batch_size, shuffle=False, drop_last=False, device=device):
             with autocast_for(device):
-                preds.append(model(to_model_layout(x, device)).argmax(dim=1).cpu())
+                preds.append(model(to_model_layout(x, device)).argmax(dim=1))
     finally:
         model.train(was_training)
-    return torch.cat(preds)
+    return torch.cat(preds).cpu()  # one device-to-host copy, not one per batch
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
