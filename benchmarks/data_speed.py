@@ -2,7 +2,7 @@
 
 Trains ResNet-32 on CIFAR-10-LT IR100 batches (batch 128) for a few steps on the CPU and
 times, per step, (a) data preparation -- index shuffle, gather of the uint8 rows, batched
-random crop + flip + normalise (``ltrank.data.augment.iterate_batches``) -- and (b) forward +
+random crop + flip + normalise (``ltrank.data.batches.iterate_batches``) -- and (b) forward +
 backward + SGD step. Also times alternative ways to do the same augmentation on one batch.
 
     python benchmarks/data_speed.py [--steps 30] [--batch-size 128] [--rounds 15] [--data-dir DIR]
@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from ltrank.data import DatasetConfig, load_longtailed
-from ltrank.data.augment import MEAN, STD, crop_flip, draw_crop_flip, iterate_batches, normalize
+from ltrank.data.batches import MEAN, STD, crop_flip, draw_crop_flip, iterate_batches, normalize
 from ltrank.errors import LtrankError
-from ltrank.registries import BACKBONES
+from ltrank.catalog import BACKBONES
 
 RESULTS = Path(__file__).parent / "results" / "data_speed.json"
 

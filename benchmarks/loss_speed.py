@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 from ltrank.losses.functional import ap_loss
-from ltrank.registries import BACKBONES, LOSSES
+from ltrank.catalog import BACKBONES, LOSSES
 
 RESULTS = Path(__file__).parent / "results" / "loss_speed.json"
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ltrank.data import load_longtailed
-from ltrank.data.augment import iterate_batches
+from ltrank.data.batches import iterate_batches
 from ltrank.engine.trainer import Trainer
 from ltrank.recipe import load_recipe
 

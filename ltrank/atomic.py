@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ltrank.errors import LtrankError
 
+TEMP_SUFFIX = ".tmp"
+
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)``, flush it to disk, then move it onto ``path`` in one step.
@@ -19,7 +21,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
         raise LtrankError(f"cannot write {path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
@@ -36,6 +38,20 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
 def atomic_write_text(path: Path, text: str) -> Path:
     """:func:`atomic_write` for a UTF-8 text file."""
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def remove_orphaned_temp_files(folder: Path, names: tuple[str, ...]) -> list[Path]:
+    """Delete the temp files a killed :func:`atomic_write` of ``folder/<name>`` left behind.
+
+    Only call this while no other process can be writing in ``folder`` (e.g. holding the run
+    folder's lock): a live writer's temp file looks the same.
+    """
+    removed = []
+    for name in names:
+        for tmp in Path(folder).glob(f".{name}.*{TEMP_SUFFIX}"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def _umask() -> int:

@@ -1,18 +1,18 @@
-"""Per-class accuracy and Head/Body/Tail (or Many/Medium/Few) groups (METHOD.md section 2)."""
+"""Per-class accuracy and the metrics of one evaluated epoch (METHOD.md section 2).
+
+Per-class accuracy is the source of truth; the group accuracies of every scheme in
+:mod:`ltrank.groups` are derived from it and stored beside it, so tables can use any scheme later.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Optional
 
-import numpy as np
 import torch
 
-from ltrank.errors import LtrankError
-
-GROUP_SCHEMES: tuple[str, ...] = ("thirds", "shots")
-#: Shot thresholds of the OLTR / DRO-LT / RIDE convention: many > 100, medium 20..100, few < 20.
-MANY_SHOT_ABOVE = 100
-FEW_SHOT_BELOW = 20
+from ltrank.groups import GROUP_SCHEMES, group_accuracies
+from ltrank.records import Metrics
 
 
 def per_class_accuracy(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float]:
@@ -26,38 +26,19 @@ def per_class_accuracy(preds: torch.Tensor, labels: torch.Tensor, num_classes: i
     return acc.tolist()
 
 
-def group_classes(class_counts: Sequence[int], scheme: str = "thirds") -> dict[str, list[int]]:
-    """Class indices per group, each group sorted by descending training count.
+def make_metrics(
+    epoch: int, per_class_acc: Sequence[float], class_counts: Sequence[int], top1: Optional[float] = None
+) -> Metrics:
+    """Metrics for one epoch, with groups under every scheme, from FRACTIONS in [0, 1].
 
-    ``thirds``: classes sorted by descending count (stable: ties keep label order), split with
-    ``numpy.array_split`` into Head / Body / Tail (the remainder goes to the head: 4/3/3, 34/33/33).
-    ``shots``: Many (n > 100), Medium (20 <= n <= 100), Few (n < 20); a group may be empty.
+    ``per_class_acc`` is what :func:`per_class_accuracy` returns; the record stores percentages.
+    ``top1`` (a fraction) defaults to the mean per-class accuracy, the plain top-1 on a balanced
+    test set; pass the measured one when the test set is not balanced.
     """
-    counts = np.asarray(class_counts)
-    ranked = np.argsort(-counts, kind="stable")
-    if scheme == "thirds":
-        parts = np.array_split(ranked, 3)
-        return {name: part.tolist() for name, part in zip(("Head", "Body", "Tail"), parts)}
-    if scheme == "shots":
-        return {
-            "Many": [int(c) for c in ranked if counts[c] > MANY_SHOT_ABOVE],
-            "Medium": [int(c) for c in ranked if FEW_SHOT_BELOW <= counts[c] <= MANY_SHOT_ABOVE],
-            "Few": [int(c) for c in ranked if counts[c] < FEW_SHOT_BELOW],
-        }
-    raise LtrankError(f"unknown group scheme {scheme!r}; use 'thirds' or 'shots'")
-
-
-def group_accuracies(
-    per_class_acc: Sequence[float], class_counts: Sequence[int], scheme: str = "thirds"
-) -> dict[str, float | None]:
-    """Mean per-class accuracy of each group (None for an empty group) and ``Average`` over all
-    classes (= top-1 on a balanced test set)."""
-    if len(per_class_acc) != len(class_counts):
-        raise ValueError(f"{len(per_class_acc)} accuracies for {len(class_counts)} classes")
-    acc = np.asarray(per_class_acc, dtype=np.float64)
-    out: dict[str, float | None] = {
-        name: (float(acc[members].mean()) if members else None)
-        for name, members in group_classes(class_counts, scheme).items()
-    }
-    out["Average"] = float(acc.mean())
-    return out
+    fractions = [float(v) for v in per_class_acc]
+    if not fractions or any(not (0.0 <= v <= 1.0) for v in fractions):  # also rejects NaN
+        raise ValueError("per-class accuracies must be fractions in [0, 1], one per class (no NaN)")
+    per_class = [100.0 * v for v in fractions]
+    top1_pct = sum(per_class) / len(per_class) if top1 is None else 100.0 * float(top1)
+    groups = {scheme: group_accuracies(per_class, list(class_counts), scheme) for scheme in GROUP_SCHEMES}
+    return Metrics(epoch=epoch, top1=top1_pct, per_class=per_class, groups=groups)

@@ -3,18 +3,18 @@
 Stage 1 (shape) checks the tables and keys of the file against :class:`Recipe` (every model
 forbids unknown keys). Stage 2 validates each named component's ``params`` against the schema
 its registry entry owns, so a typo reports its TOML location (``loss.params.beta: ...``).
-Cross-checks then reject combinations that cannot train (a cosine-head loss on a linear head,
-a weighting schedule on a loss that ignores class weights, a class-balanced loss under schedule
-'none', DRO-LT without ``train.init_from``). The *resolved* recipe has every
-default filled in; its config hash identifies the experiment (seeds and paths excluded).
+Cross-checks then reject combinations that cannot train, read from the components' capability
+flags (a cosine-head loss on a linear head, a weighting schedule on a loss that ignores class
+weights, a class-balanced loss under schedule 'none', a loss that trains on top of a trained
+model without ``train.init_from``). The *resolved* recipe has every default filled in; its config
+hash identifies the experiment: seeds, paths and display-only settings are left out of it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -24,18 +24,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ltrank.data.config import DatasetConfig
 from ltrank.errors import LtrankError, did_you_mean
+from ltrank.groups import SchemeName
 from ltrank.registry import (
     NEEDS_CLASS_WEIGHTS,
     NEEDS_COSINE_HEAD,
+    NEEDS_INIT_FROM,
     USES_CLASS_WEIGHTS,
     format_validation_error,
 )
 
-#: Losses that train on top of a pretrained model and therefore need ``train.init_from``.
-NEEDS_PRETRAINED = frozenset({"drolt"})
-#: Keys left out of the config hash: they say where things are, or describe, not what is computed.
-#: (``data.source`` stays in: a different npz file or folder is different data.)
-PATH_KEYS = (("train", "init_from"), ("description",))
+#: Keys left out of the config hash: they say where things are, describe, or only change how
+#: results are shown, not what is computed. (``data.source`` stays in: a different npz file or
+#: folder is different data.)
+HASH_EXCLUDED = (("train", "init_from"), ("description",), ("eval", "groups"))
 
 
 class _Section(BaseModel):
@@ -104,7 +105,9 @@ class TrainConfig(_Section):
 
 
 class EvalConfig(_Section):
-    groups: Literal["thirds", "shots"] = Field("thirds", description="class groups shown by default (METHOD.md section 2)")
+    groups: SchemeName = Field(
+        "thirds", description="class groups 'ltrank eval' and 'ltrank compare' show by default (METHOD.md section 2); "
+        "display only, not part of the config hash")
     every: int = Field(1, gt=0, description="evaluate on the test set every this many epochs (and after the last)")
     batch_size: int = Field(1000, gt=0, description="images per evaluation batch")
 
@@ -128,6 +131,7 @@ class ResolvedRecipe:
     name: str
     source: str
     recipe: Recipe
+    overrides: tuple[str, ...] = field(default=())  # the --set values applied, in order
 
     def as_dict(self) -> dict[str, Any]:
         """The resolved recipe as plain JSON-able data (what run records store)."""
@@ -213,7 +217,7 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Resolv
         recipe = resolve(raw)
     except LtrankError as exc:
         raise LtrankError(f"recipe {name} ({path}): {exc}") from None
-    return ResolvedRecipe(name=name, source=str(path), recipe=recipe)
+    return ResolvedRecipe(name=name, source=str(path), recipe=recipe, overrides=tuple(overrides or ()))
 
 
 # ------------------------------------------------------------------------------------ resolving
@@ -223,7 +227,7 @@ def resolve(raw: dict[str, Any]) -> Recipe:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
         raise LtrankError(format_validation_error(exc, "", Recipe).strip()) from None
-    from ltrank.registries import BACKBONES, LOSSES, SCHEDULES
+    from ltrank.catalog import BACKBONES, LOSSES, SCHEDULES
 
     model_params = _validate(BACKBONES, recipe.model.backbone, recipe.model.params, "model")
     loss = _resolve_loss(recipe.loss, "loss")
@@ -264,7 +268,7 @@ def _validate(registry: Any, name: str, params: dict[str, Any], where: str) -> d
 
 
 def _resolve_loss(loss: LossConfig, where: str) -> LossConfig:
-    from ltrank.registries import LOSSES
+    from ltrank.catalog import LOSSES
 
     return loss.model_copy(update={"params": _validate(LOSSES, loss.name, loss.params, where)})
 
@@ -294,79 +298,22 @@ def _cross_check(recipe: Recipe, losses: Any) -> None:
                     f"schedule.name: loss {name!r} ({where}) is class-balanced, but schedule 'none' would train it "
                     "unweighted; set [schedule] name = \"fixed\" (or \"progressive\")"
                 )
-    if any(n in NEEDS_PRETRAINED for _, n in loss_names) and not recipe.train.init_from:
+    pretrained = [n for _, n in loss_names if losses.get(n).has(NEEDS_INIT_FROM)]
+    if pretrained and not recipe.train.init_from:
         raise LtrankError(
-            "train.init_from: DRO-LT trains on top of a CE-pretrained model; first train the matching '-ce' "
-            "recipe, then pass --set train.init_from=recipe:<that recipe> (or a checkpoint path)"
+            f"train.init_from: loss {pretrained[0]!r} trains on top of a trained model (DRO-LT: the matching '-ce' "
+            "recipe's run); first train that run, then pass --set train.init_from=recipe:<its recipe> (or a checkpoint path)"
         )
 
 
 # ------------------------------------------------------------------------------------ hashing
 def config_hash(resolved: dict[str, Any], length: int = 12) -> str:
-    """sha256 of the canonical JSON of a resolved recipe without path-like keys (short hex)."""
+    """sha256 of the canonical JSON of a resolved recipe without :data:`HASH_EXCLUDED` keys (short hex)."""
     data = json.loads(json.dumps(resolved))
-    for keys in PATH_KEYS:
+    for keys in HASH_EXCLUDED:
         node = data
         for key in keys[:-1]:
             node = node.get(key, {})
         node.pop(keys[-1], None)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:length]
-
-
-# ------------------------------------------------------------------------------------ printing
-def to_toml(data: dict[str, Any]) -> str:
-    """Write resolved recipe data as TOML (``None`` values are left out: they are defaults)."""
-    lines: list[str] = []
-    _emit_table(data, [], lines)
-    return "\n".join(lines).strip() + "\n"
-
-
-def _emit_table(table: dict[str, Any], prefix: list[str], lines: list[str]) -> None:
-    scalars = {k: v for k, v in table.items() if v is not None and not _is_table(v) and not _is_table_array(v)}
-    tables = {k: v for k, v in table.items() if _is_table(v)}
-    arrays = {k: v for k, v in table.items() if _is_table_array(v)}
-    if prefix and (scalars or not (tables or arrays)):
-        lines.append(f"\n[{'.'.join(_key(p) for p in prefix)}]")
-    for key, value in scalars.items():
-        lines.append(f"{_key(key)} = {_value(value)}")
-    for key, value in tables.items():
-        _emit_table(value, prefix + [key], lines)
-    for key, items in arrays.items():
-        for item in items:
-            lines.append(f"\n[[{'.'.join(_key(p) for p in prefix + [key])}]]")
-            inner_scalars = {k: v for k, v in item.items() if not _is_table(v)}
-            for k, v in inner_scalars.items():
-                if v is not None:
-                    lines.append(f"{_key(k)} = {_value(v)}")
-            for k, v in item.items():
-                if _is_table(v):
-                    lines.append(f"{_key(k)} = {_value(v)}")
-
-
-def _is_table(value: Any) -> bool:
-    return isinstance(value, dict)
-
-
-def _is_table_array(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
-
-
-def _key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, str)):
-        return json.dumps(value)
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items() if v is not None) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")

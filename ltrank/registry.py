@@ -1,7 +1,7 @@
 """One generic registry for losses, backbones and weighting schedules.
 
 An entry is a name plus a :class:`Spec` (factory, pydantic params schema, description, paper,
-capability flags). Built-ins are registered explicitly by :mod:`ltrank.registries`; third-party
+capability flags). Built-ins are registered explicitly by :mod:`ltrank.catalog`; third-party
 packages add entries through an entry-point group (``ltrank.losses.v1`` ...). Discovery reads
 only package metadata; a plugin is imported the first time one of its names is needed, and a
 plugin that cannot be loaded becomes a failed :class:`PluginRecord` instead of an exception, so
@@ -30,13 +30,13 @@ PLUGINS_ENV = "LTRANK_NO_PLUGINS"
 # Capability flags a Spec may carry. The trainer and the recipe checks read them.
 NEEDS_FEATURES = "needs_features"  # loss is called as loss(logits, targets, features=...)
 NEEDS_COSINE_HEAD = "needs_cosine_head"  # logits must be cosine similarities (head="cosine")
-USES_CLASS_WEIGHTS = "uses_class_weights"  # loss.set_class_weights(w) is called each epoch
+USES_CLASS_WEIGHTS = "uses_class_weights"  # the loss takes its class weights from the weighting schedule
 # the loss is class-balanced by definition: under schedule "none" it would train unweighted, so a
 # recipe must give it a schedule (implies USES_CLASS_WEIGHTS)
 NEEDS_CLASS_WEIGHTS = "needs_class_weights"
-NEEDS_EPOCH_START = "needs_epoch_start"  # loss.epoch_start(ctx) is called before each epoch
+NEEDS_INIT_FROM = "needs_init_from"  # trains on top of a trained model: the recipe must set train.init_from
 CAPABILITIES = frozenset(
-    {NEEDS_FEATURES, NEEDS_COSINE_HEAD, USES_CLASS_WEIGHTS, NEEDS_CLASS_WEIGHTS, NEEDS_EPOCH_START}
+    {NEEDS_FEATURES, NEEDS_COSINE_HEAD, USES_CLASS_WEIGHTS, NEEDS_CLASS_WEIGHTS, NEEDS_INIT_FROM}
 )
 
 
@@ -221,10 +221,15 @@ class Registry(Generic[T]):
     def kind_plural(self) -> str:
         return {"loss": "losses"}.get(self.kind, self.kind + "s")
 
+    def plugin_record(self, name: str) -> PluginRecord | None:
+        """The record of the usable plugin that provides ``name``; None for a built-in."""
+        record = self._ensure_discovered().get(name)
+        return record if record is not None and not record.error else None
+
     def origin(self, name: str) -> str:
         """'built-in', or the plugin distribution that provides ``name``."""
-        record = self._ensure_discovered().get(name)
-        return record.origin if record is not None and not record.error else "built-in"
+        record = self.plugin_record(name)
+        return "built-in" if record is None else record.origin
 
     # ---------------------------------------------------------------- building
     def validate(self, name: str, params: Mapping[str, Any] | None = None, where: str = "") -> BaseModel:

@@ -15,7 +15,7 @@ from ltrank.errors import LtrankError
 from ltrank.losses import APLoss, CBDeltaAPLoss, CBPrimaryAPLoss, class_balanced_weights
 from ltrank.losses.functional import ap_loss
 from ltrank.losses.functional.ap import _bucketize
-from ltrank.registries import LOSSES, SCHEDULES
+from ltrank.catalog import LOSSES, SCHEDULES
 
 FORMULATIONS = ("thesis", "interpolated")
 

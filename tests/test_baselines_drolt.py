@@ -10,7 +10,7 @@ from torch import nn
 
 from ltrank.losses.base import EpochContext
 from ltrank.losses.functional import drolt_loss
-from ltrank.registries import LOSSES
+from ltrank.catalog import LOSSES
 
 
 def drolt_reference(features, targets, centroids, radii, temperature):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ltrank.losses.functional import focal_loss
-from ltrank.registries import LOSSES
+from ltrank.catalog import LOSSES
 
 
 def focal_reference(logits: torch.Tensor, targets: torch.Tensor, gamma: float, weights=None) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 
 from ltrank.errors import LtrankError
 from ltrank.losses.functional import ldam_loss, ldam_margins
-from ltrank.registries import LOSSES, SCHEDULES
+from ltrank.catalog import LOSSES, SCHEDULES
 
 CIFAR10_IR100 = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
 
@@ -129,7 +129,7 @@ def test_ce_weighted_mean_convention_matches_loop():
 def test_cosine_head_class_vectors_start_at_unit_norm_like_the_reference():
     # LDAM's NormedLinear: uniform(-1, 1) then each class vector renormalised to norm 1. The
     # logits do not see the norm, but the SGD step on a vector's direction scales as 1/norm^2.
-    from ltrank.registries import BACKBONES
+    from ltrank.catalog import BACKBONES
 
     torch.manual_seed(0)
     head = BACKBONES.build("resnet32", num_classes=10, head="cosine").head

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ltrank.registries import LOSSES, SCHEDULES
+from ltrank.catalog import LOSSES, SCHEDULES
 
 
 def _reference(logits, targets, weights):

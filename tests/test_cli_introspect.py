@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import ltrank
 from ltrank.cli.app import app
-from ltrank.registries import REGISTRIES
+from ltrank.catalog import REGISTRIES
 
 WIDE = {"COLUMNS": "250"}  # one table row per line for the short cells read below
 

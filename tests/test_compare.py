@@ -19,7 +19,7 @@ from ltrank.cli.compare import _rich_tables
 from ltrank.compare import Stat, compare_records, format_stat, to_csv, to_json, to_markdown
 from ltrank.errors import LtrankError
 from ltrank.reference import load_reference
-from ltrank.results import write_record
+from ltrank.records import write_record
 
 BASE = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]  # thirds (4/3/3): Head 75, Body 40, Tail 10 (%)
 runner = CliRunner()

@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ltrank.cli.app import app
-from ltrank.evaluate_checkpoint import evaluate_checkpoint
-from ltrank.results import find_records, load_record
+from ltrank.engine.checkpoint_eval import evaluate_checkpoint
+from ltrank.records import load_record
+from ltrank.run_folder import find_records
 
 runner = CliRunner()
 NAMES = ["red", "green", "blue", "grey"]

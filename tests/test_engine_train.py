@@ -15,7 +15,7 @@ from ltrank.engine.run import run_dir_for, train_one
 from ltrank.engine.trainer import Trainer
 from ltrank.errors import LtrankError, RunFailed
 from ltrank.recipe import load_recipe
-from ltrank.results import load_record
+from ltrank.records import load_record
 
 CPU = torch.device("cpu")
 
@@ -114,7 +114,7 @@ def test_drolt_stages_start_from_the_ce_run_and_freeze_what_they_should(tmp_path
               'sampler = "class_aware"\nloss = { name = "ce" }\n')
     drolt = load_recipe(str(tiny_recipe(tmp_path, "tiny-drolt", 'name = "drolt"', train=stages)))
     assert drolt.recipe.train.epochs == 2
-    start = ckpt.model_state_from(run_dir_for(out, ce, 0))
+    start = ckpt.load_checkpoint(run_dir_for(out, ce, 0) / "checkpoint.pt")["model"]
     snapshots = []
     trainer = Trainer(drolt.recipe, load_longtailed(drolt.recipe.data), seed=0, device=CPU, init_model=start)
     radii_before = trainer.losses[0].module.radii.detach().clone()
@@ -163,15 +163,15 @@ def test_epoch_events_report_what_the_record_says(tmp_path: Path):
 
 
 def test_init_from_paths_take_the_seed_and_accept_run_folders(tmp_path: Path):
-    from ltrank.engine.run import resolve_init
+    from ltrank.run_folder import resolve_init_from
 
     run = tmp_path / "ce" / "seed3"
     run.mkdir(parents=True)
     (run / "checkpoint.pt").write_bytes(b"")
-    assert resolve_init(str(tmp_path / "ce" / "seed{seed}"), tmp_path, 3) == run / "checkpoint.pt"
-    assert resolve_init(str(run / "checkpoint.pt"), tmp_path, 0) == run / "checkpoint.pt"
+    assert resolve_init_from(str(tmp_path / "ce" / "seed{seed}"), tmp_path, 3).checkpoint == run / "checkpoint.pt"
+    assert resolve_init_from(str(run / "checkpoint.pt"), tmp_path, 0).checkpoint == run / "checkpoint.pt"
     with pytest.raises(LtrankError, match="seed4.*not found"):
-        resolve_init(str(tmp_path / "ce" / "seed{seed}"), tmp_path, 4)
+        resolve_init_from(str(tmp_path / "ce" / "seed{seed}"), tmp_path, 4)
 
 
 def test_resume_at_a_stage_boundary_equals_the_uninterrupted_staged_run(tmp_path: Path):

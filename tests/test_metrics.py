@@ -9,7 +9,8 @@ import torch
 
 from ltrank.data.longtail import class_counts
 from ltrank.errors import LtrankError
-from ltrank.metrics import group_accuracies, group_classes, per_class_accuracy
+from ltrank.groups import group_accuracies, group_classes
+from ltrank.metrics import per_class_accuracy
 
 
 def test_per_class_accuracy_against_a_loop():

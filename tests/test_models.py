@@ -8,7 +8,7 @@ import torch
 from ltrank.errors import LtrankError
 from ltrank.models import Classifier, CosineHead
 from ltrank.models.resnet_cifar import BasicBlock, _ShortcutA
-from ltrank.registries import BACKBONES
+from ltrank.catalog import BACKBONES
 
 
 def _count(module: torch.nn.Module) -> int:

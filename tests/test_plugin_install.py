@@ -32,7 +32,7 @@ SCRIPT = r"""
 import json, torch
 from typer.testing import CliRunner
 from ltrank.cli.app import app
-from ltrank.registries import LOSSES
+from ltrank.catalog import LOSSES
 
 names = LOSSES.names()
 loss = LOSSES.build("logit_adjusted", class_counts=[50, 10, 2], tau=1.0)

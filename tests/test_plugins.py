@@ -85,7 +85,7 @@ def test_env_switch_disables_discovery(monkeypatch):
 
 def test_cli_lists_failed_plugins_and_keeps_working(plugin_module, monkeypatch):
     from ltrank.cli.app import app
-    from ltrank.registries import LOSSES
+    from ltrank.catalog import LOSSES
 
     saved = (LOSSES._plugins, dict(LOSSES._plugin_eps), dict(LOSSES._entries))
     try:
@@ -117,7 +117,7 @@ def test_plugin_inside_a_builtin_namespace_collides(plugin_module):
 def test_version_reports_broken_plugins_without_a_prior_listing(plugin_module):
     """--version alone must load the plugins: a broken one is 'failed', never 'ok'."""
     from ltrank.cli.app import app
-    from ltrank.registries import LOSSES
+    from ltrank.catalog import LOSSES
 
     saved = (LOSSES._plugins, dict(LOSSES._plugin_eps), dict(LOSSES._entries))
     try:

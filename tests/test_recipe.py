@@ -15,8 +15,8 @@ from ltrank.recipe import (
     read_toml,
     resolve,
     shipped_recipes,
-    to_toml,
 )
+from ltrank.cli.recipe_toml import to_toml
 
 DATASETS = ["cifar10-ir50", "cifar10-ir100", "cifar100-ir50", "cifar100-ir100"]
 METHODS = ["ce", "focal", "cbfocal", "ldam", "ldam-drw", "drolt", "ap", "cbdelta", "cbdelta-divide",
@@ -110,6 +110,7 @@ def test_config_hash_ignores_paths_and_description_but_not_settings():
     h = config_hash(base)
     assert config_hash(resolve(_raw(description="other words")).model_dump(mode="json")) == h
     assert config_hash(resolve(_raw(train={"init_from": "/somewhere/checkpoint.pt"})).model_dump(mode="json")) == h
+    assert config_hash(resolve(_raw(eval={"groups": "shots"})).model_dump(mode="json")) == h, "display only"
     assert config_hash(resolve(_raw(train={"lr": 0.05})).model_dump(mode="json")) != h
     assert config_hash(resolve(_raw(data={"source": "cifar10", "seed": 1})).model_dump(mode="json")) != h
     # explicit defaults and omitted defaults are the same experiment

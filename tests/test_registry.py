@@ -111,7 +111,7 @@ def test_format_validation_error_counts_further_problems():
 
 
 def test_builtin_registries_are_populated():
-    from ltrank.registries import BACKBONES, LOSSES, SCHEDULES
+    from ltrank.catalog import BACKBONES, LOSSES, SCHEDULES
 
     assert {"ce"} <= set(LOSSES.names())
     assert {"resnet32", "timm/*"} <= set(BACKBONES.names())

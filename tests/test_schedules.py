@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from ltrank.registries import SCHEDULES
-from ltrank.schedules import class_balanced_weights
+from ltrank.catalog import SCHEDULES
+from ltrank.losses import class_balanced_weights
 
 CIFAR10_IR100 = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
 

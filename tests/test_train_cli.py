@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from ltrank.cli.app import app
 from ltrank.engine.checkpoint import load_checkpoint
 from ltrank.recipe import load_recipe
-from ltrank.registries import LOSSES
-from ltrank.registry import NEEDS_EPOCH_START, Spec
-from ltrank.results import load_record
+from ltrank.catalog import LOSSES
+from ltrank.registry import Spec
+from ltrank.records import load_record
 
 runner = CliRunner()
 
@@ -86,7 +86,7 @@ class NaNFromEpoch2(nn.Module):
 
 @pytest.fixture
 def nan_loss(monkeypatch):
-    spec = Spec(NaNFromEpoch2, "test loss that diverges in epoch 2", capabilities=frozenset({NEEDS_EPOCH_START}))
+    spec = Spec(NaNFromEpoch2, "test loss that diverges in epoch 2")
     monkeypatch.setitem(LOSSES._entries, "nan_from_epoch2", spec)
 
 

@@ -21,7 +21,8 @@ from ltrank.compare import (
     to_markdown,
 )
 from ltrank.reference import AVAILABLE, load_reference
-from ltrank.results import find_records, load_record
+from ltrank.records import load_record
+from ltrank.run_folder import find_records
 
 
 class Format(str, Enum):

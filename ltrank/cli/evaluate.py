@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ltrank.cli.choices import Groups
-from ltrank.evaluate_checkpoint import CheckpointEvaluation, evaluate_checkpoint
-from ltrank.metrics import group_classes
+from ltrank.engine.checkpoint_eval import CheckpointEvaluation, evaluate_checkpoint
+from ltrank.groups import group_classes
 
 
 def _pct(value: Optional[float]) -> str:

@@ -22,7 +22,7 @@ Pattern = Annotated[Optional[str], typer.Argument(help="fnmatch pattern, e.g. 'a
 
 
 def _registry(plural: str) -> Registry:
-    from ltrank.registries import REGISTRIES
+    from ltrank.catalog import REGISTRIES
 
     return REGISTRIES[plural]
 
@@ -168,7 +168,7 @@ def version_text() -> str:
     import torch
 
     import ltrank
-    from ltrank.registries import REGISTRIES
+    from ltrank.catalog import REGISTRIES
 
     lines = [f"ltrank {ltrank.__version__}", f"torch {torch.__version__}", f"python {platform.python_version()}"]
     for plural, registry in REGISTRIES.items():

@@ -13,7 +13,7 @@ from rich.table import Table
 from ltrank.data import DatasetConfig, load_longtailed
 from ltrank.data.manifest import matplotlib_available, plot_class_counts, split_stem, write_manifest
 from ltrank.errors import LtrankError
-from ltrank.metrics import GROUP_SCHEMES, group_classes
+from ltrank.groups import SCHEMES, group_classes
 
 
 def command(
@@ -33,8 +33,8 @@ def command(
     plot: Annotated[bool, typer.Option(help="Save a PNG bar chart of the class counts (needs matplotlib).")] = True,
 ) -> None:
     """Build the long-tailed training set of METHOD.md section 1 and write its split manifest."""
-    if groups not in GROUP_SCHEMES:
-        raise LtrankError(f"unknown --groups {groups!r}; use 'thirds' or 'shots'")
+    if groups not in SCHEMES:
+        raise LtrankError(f"unknown --groups {groups!r}; use {' or '.join(SCHEMES)}")
     try:
         cfg = DatasetConfig(source=source, imbalance_ratio=imbalance_ratio, profile=profile, seed=seed)
     except ValidationError as exc:

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ltrank.engine.events import BatchEnded, EpochEnded, EpochStarted, Event, RunStarted
+from ltrank.engine.events import BatchEnded, EpochEnded, EpochStarted, Event, Notice, RunStarted
 from ltrank.errors import LtrankError
 
 
@@ -40,7 +40,8 @@ def parse_seeds(seed: Optional[int], seeds: Optional[str]) -> list[int]:
 
 
 class ProgressView:
-    """Renders trainer events as an epoch bar (loss / accuracy / lr) and a batch bar."""
+    """Renders trainer events as an epoch bar (loss / accuracy / lr) and a batch bar; notices
+    (e.g. which run a run starts from) are printed as lines."""
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
@@ -60,7 +61,9 @@ class ProgressView:
 
     def __call__(self, event: Event) -> None:
         p = self.progress
-        if isinstance(event, RunStarted):
+        if isinstance(event, Notice):
+            p.console.print(f"note: {event.message}", markup=False, highlight=False)
+        elif isinstance(event, RunStarted):
             for task in (self.epoch_task, self.batch_task):
                 if task is not None:
                     p.remove_task(task)
@@ -90,10 +93,19 @@ def command(
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the resolved recipe as JSON.")] = False,
 ) -> None:
     """Train a recipe (METHOD.md section 3 protocol) and write one run record per seed."""
-    from ltrank.recipe import load_recipe, to_toml
+    from ltrank.cli.recipe_toml import to_toml
+    from ltrank.engine.device import prepare_backend, resolve_device
+    from ltrank.engine.run import run_dir_for
+    from ltrank.recipe import load_recipe
+    from ltrank.run_folder import check_out_dir
 
     resolved = load_recipe(recipe, overrides or [])
     seed_list = parse_seeds(seed, seeds)
+    # everything a real run would refuse before training, also refused by --dry-run
+    torch_device = resolve_device(device)
+    check_out_dir(out)
+    for s in seed_list:
+        run_dir_for(out, resolved, s)
     if dry_run:
         if as_json:
             typer.echo(json.dumps({"recipe": resolved.name, "config_hash": resolved.config_hash,
@@ -103,13 +115,9 @@ def command(
             typer.echo(to_toml(resolved.as_dict()))
         return
     from ltrank.data import load_longtailed
-    from ltrank.engine.run import resolve_device, run_dir_for, train_one
+    from ltrank.engine.run import train_one
 
-    torch_device = resolve_device(device)
-    if torch_device.type == "cuda":
-        import torch
-
-        torch.backends.cudnn.benchmark = True  # fixed 32x32 batches: let cuDNN pick its fastest kernels
+    prepare_backend(torch_device)
     console = Console()
     data, data_seconds = None, 0.0
     for s in seed_list:

@@ -1,6 +1,6 @@
 """Long-tailed datasets: sources, the METHOD.md section 1 construction, batched augmentation."""
 
-from ltrank.data import augment
+from ltrank.data import batches
 from ltrank.data.config import DatasetConfig, SourceInfo, SplitManifest
 from ltrank.data.dataset import LongTailedData, build_longtailed, load_longtailed
 from ltrank.data.sources import DATA_DIR_ENV, default_data_dir, resolve_data_dir
@@ -11,7 +11,7 @@ __all__ = [
     "LongTailedData",
     "SourceInfo",
     "SplitManifest",
-    "augment",
+    "batches",
     "build_longtailed",
     "default_data_dir",
     "load_longtailed",

@@ -30,7 +30,7 @@ from ltrank.data.sources import RawSource, load_source
 class LongTailedData:
     """A long-tailed training set and the full test set, in memory.
 
-    Images are contiguous uint8 [N, 3, H, W] tensors (see :mod:`ltrank.data.augment` for the
+    Images are contiguous uint8 [N, 3, H, W] tensors (see :mod:`ltrank.data.batches` for the
     batched train transform); labels are int64. The training rows are in selection order:
     class by class, each class in the order the RandomState shuffle put it (profile ``asis``:
     in source order).

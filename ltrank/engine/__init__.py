@@ -5,7 +5,7 @@
 in memory.
 """
 
-from ltrank.engine.lr import lr_at
+from ltrank.engine.phases import lr_at
 from ltrank.engine.run import train_one
 from ltrank.engine.trainer import Trainer
 

@@ -10,6 +10,7 @@ generators for data order and augmentation).
 from __future__ import annotations
 
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ import torch
 from ltrank.atomic import atomic_write
 from ltrank.errors import LtrankError
 
-CHECKPOINT_FILENAME = "checkpoint.pt"
 FORMAT_VERSION = 1
 
 
@@ -30,24 +30,23 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint (tensors on CPU); problems are one-line :class:`LtrankError`."""
+    """Read a checkpoint (tensors on CPU); problems are one-line :class:`LtrankError` in words."""
+    path = Path(path)
+    if not path.is_file():
+        what = "a folder, not a checkpoint file" if path.is_dir() else "no such checkpoint"
+        raise LtrankError(f"{path}: {what}; check the path")
+    if not zipfile.is_zipfile(path):
+        raise LtrankError(f"{path}: not a checkpoint (torch.save writes zip archives; this file is not one); "
+                          "pass the checkpoint.pt of a run folder")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise LtrankError(f"{path}: no such checkpoint; check the path") from None
-    except Exception as exc:  # unpickling errors come in many types
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LtrankError(f"{path}: not a readable ltrank checkpoint ({first})") from None
+    except Exception as exc:  # truncated archives, foreign pickles, ...: come in many types
+        kind = "damaged or truncated" if isinstance(exc, (RuntimeError, EOFError, zipfile.BadZipFile)) else \
+            "not a plain-tensor checkpoint (it holds objects ltrank does not load)"
+        raise LtrankError(f"{path}: cannot read this checkpoint: {kind}") from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-        raise LtrankError(f"{path}: not an ltrank checkpoint of format {FORMAT_VERSION}")
+        raise LtrankError(f"{path}: a torch file, but not an ltrank checkpoint of format {FORMAT_VERSION}")
     return state
-
-
-def model_state_from(path: Path) -> dict[str, torch.Tensor]:
-    """The model weights of a checkpoint file or of a run directory holding one."""
-    if path.is_dir():
-        path = path / CHECKPOINT_FILENAME
-    return load_checkpoint(path)["model"]
 
 
 # ------------------------------------------------------------------------------ RNG states

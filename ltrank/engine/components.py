@@ -1,6 +1,6 @@
 """Building what a resolved recipe names: model, losses, weighting schedule, optimiser.
 
-Each training phase (see :mod:`ltrank.engine.lr`) gets its own loss object (a stage may override
+Each training phase (see :mod:`ltrank.engine.phases`) gets its own loss object (a stage may override
 the recipe's loss) and its own optimiser over the parameters that phase trains, plus the
 loss's own parameters (e.g. DRO-LT's radii). Parameters outside the phase are frozen.
 """
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ltrank.engine.lr import Phase
+from ltrank.engine.phases import Phase
 from ltrank.recipe import LossConfig, Recipe
-from ltrank.registry import NEEDS_EPOCH_START, NEEDS_FEATURES, USES_CLASS_WEIGHTS, Spec
+from ltrank.registry import NEEDS_FEATURES, Spec
 
 
 @dataclass
@@ -30,23 +30,15 @@ class PhaseLoss:
     def needs_features(self) -> bool:
         return self.spec.has(NEEDS_FEATURES)
 
-    @property
-    def uses_class_weights(self) -> bool:
-        return self.spec.has(USES_CLASS_WEIGHTS)
-
-    @property
-    def needs_epoch_start(self) -> bool:
-        return self.spec.has(NEEDS_EPOCH_START)
-
 
 def build_model(recipe: Recipe, num_classes: int) -> nn.Module:
-    from ltrank.registries import BACKBONES
+    from ltrank.catalog import BACKBONES
 
     return BACKBONES.build(recipe.model.backbone, num_classes=num_classes, **recipe.model.params)
 
 
 def build_loss(config: LossConfig, class_counts: Sequence[int]) -> PhaseLoss:
-    from ltrank.registries import LOSSES
+    from ltrank.catalog import LOSSES
 
     module = LOSSES.build(config.name, class_counts=list(class_counts), **config.params)
     return PhaseLoss(config.name, module, LOSSES.get(config.name))
@@ -61,7 +53,7 @@ def build_phase_losses(recipe: Recipe, phases: Sequence[Phase], class_counts: Se
 
 
 def build_schedule(recipe: Recipe) -> object:
-    from ltrank.registries import SCHEDULES
+    from ltrank.catalog import SCHEDULES
 
     return SCHEDULES.build(recipe.schedule.name, **recipe.schedule.params)
 

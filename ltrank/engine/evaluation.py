@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ltrank.data.augment import iterate_batches
+from ltrank.data.batches import iterate_batches
+from ltrank.engine.device import autocast_for, to_model_layout
 from ltrank.metrics import per_class_accuracy
 
 
@@ -16,18 +16,6 @@ from ltrank.metrics import per_class_accuracy
 class Accuracy:
     top1: float  # fraction of all test images, in [0, 1]
     per_class: list[float]  # fraction per class, label order (NaN for a class absent from the test set)
-
-
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA, nothing (float32) elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def to_model_layout(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """channels_last on CUDA (faster convolutions), unchanged elsewhere."""
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
 
 
 @torch.no_grad()
@@ -40,7 +28,7 @@ def predict(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device
     try:
         for x, _ in iterate_batches(images, labels, batch_size, shuffle=False, drop_last=False, device=device):
             with autocast_for(device):
-                preds.append(model(to_model_layout(x, device)).argmax(dim=1))
+                preds.append(model(to_model_layout(x)).argmax(dim=1))
     finally:
         model.train(was_training)
     return torch.cat(preds).cpu()  # one device-to-host copy, not one per batch

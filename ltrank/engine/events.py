@@ -47,13 +47,21 @@ class EpochEnded:
 @dataclass(frozen=True)
 class RunEnded:
     seed: int
-    status: str  # the run record's status: finished, diverged, interrupted
+    status: str  # the run record's status: finished, diverged, failed, interrupted
     final_top1: Optional[float]
     best_top1: Optional[float]
     best_epoch: Optional[int]
+    reason: Optional[str] = None  # one line, for every status but finished
 
 
-Event = Union[RunStarted, EpochStarted, BatchEnded, EpochEnded, RunEnded]
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should read (which run a run started from, a cleaned-up temp file)."""
+
+    message: str
+
+
+Event = Union[RunStarted, EpochStarted, BatchEnded, EpochEnded, RunEnded, Notice]
 Callback = Callable[[Event], None]
 
 

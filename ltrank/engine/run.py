@@ -1,23 +1,35 @@
-"""One training run on disk: its folder, checkpoint and record, and the rules that protect them.
+"""One training run from its start to its end: the run lifecycle.
 
-Layout: ``<out>/<recipe name>/<config hash>/seed<N>/`` holding ``record.json`` and
-``checkpoint.pt``. Rules (runs never overwrite each other):
+:func:`train_one` owns everything around the training loop: the run folder and its lock
+(:mod:`ltrank.run_folder`), the record, the checkpoints, the signals, and every way a run ends.
+Each ending goes through one place and is recorded:
 
-- nothing there: a fresh run;
-- a finished record: an error without ``--resume``; with ``--resume`` the seed is skipped;
-- an unfinished run (status running/interrupted, or a checkpoint without record): an error
-  without ``--resume``; with ``--resume`` it continues from its checkpoint (or restarts from
-  scratch when it never finished an epoch);
-- a diverged run: always an error (resuming would diverge again); delete the folder or change
-  the recipe.
+- ``finished``: the last epoch was evaluated; the record holds the results;
+- ``diverged``: the loss or the logits became NaN/inf (:class:`~ltrank.engine.trainer.Diverged`);
+- ``interrupted``: Ctrl-C or SIGTERM (what SLURM and ``kill`` send). The signal only sets a flag;
+  the trainer stops at the next batch boundary and the epoch in progress is abandoned, so the
+  checkpoint of the last finished epoch stays the resume point and ``--resume`` continues
+  bit-identically on CPU. A second Ctrl-C stops at once (never in the middle of a write);
+- ``failed``: any other exception. The record gets a one-line reason, the traceback goes to the
+  run folder's ``error.log``, and the checkpoint of the last good epoch is kept.
+
+Everything that can be checked before training (recipe, data, model, run folder, lock) is
+checked before the record is created, so bad input leaves nothing behind. A checkpoint and its
+record are written together after every epoch with signals held off, so they always agree on the
+last finished epoch; a run killed with SIGKILL between the two writes is reconciled from the
+checkpoint when it is resumed, and temp files of a killed write are removed then.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import signal
+import threading
 import time
-from dataclasses import dataclass
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -25,44 +37,18 @@ import torch
 
 from ltrank.data import DatasetConfig, LongTailedData, load_longtailed
 from ltrank.engine import checkpoint as ckpt
-from ltrank.engine.events import Callback, RunEnded, RunStarted, ignore
-from ltrank.engine.trainer import Diverged, Trainer
+from ltrank.engine.device import device_label
+from ltrank.engine.events import Callback, Notice, RunEnded, RunStarted, ignore
+from ltrank.engine.trainer import Diverged, Interrupted, Trainer
 from ltrank.errors import LtrankError, RunFailed
 from ltrank.recipe import ResolvedRecipe
-from ltrank.results import (
-    RECORD_FILENAME,
-    DataInfo,
-    EpochStats,
-    Metrics,
-    RunRecord,
-    Timings,
-    collect_environment,
-    load_record,
-    now_iso,
-    write_record,
-)
+from ltrank.records import DataInfo, EpochStats, Metrics, RunRecord, Timings, collect_environment, now_iso, write_record
+from ltrank.run_folder import Existing, RunFolder, check_out_dir, resolve_init_from, run_dir
 
 
 def run_dir_for(out: Path, recipe: ResolvedRecipe, seed: int) -> Path:
-    return out / recipe.name / recipe.config_hash / f"seed{seed}"
-
-
-def resolve_device(name: str) -> torch.device:
-    """'cpu', 'cuda' (or 'cuda:N'), or 'auto' (CUDA when available)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LtrankError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise LtrankError(f"--device {name!r}: use cpu, cuda or auto") from None
-
-
-def device_label(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return str(device)
+    """The folder of ``recipe``'s run with ``seed`` under ``out``."""
+    return run_dir(out, recipe.name, recipe.config_hash, seed)
 
 
 def data_info(cfg: DatasetConfig, data: LongTailedData) -> DataInfo:
@@ -77,62 +63,49 @@ def data_info(cfg: DatasetConfig, data: LongTailedData) -> DataInfo:
     )
 
 
-# ------------------------------------------------------------------------------ init_from
-def resolve_init(spec: str, out: Path, seed: int) -> Path:
-    """The checkpoint named by ``train.init_from`` (``{seed}`` is replaced by the run seed).
+# ------------------------------------------------------------------------------ signals
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the trainer polls between batches.
 
-    ``recipe:NAME`` means the one finished run of recipe NAME with this seed under ``out``.
+    Installed only in the main thread (Python delivers signals there). While :meth:`holding`
+    is active (a checkpoint + record write) even a second signal only sets the flag.
     """
-    spec = spec.replace("{seed}", str(seed))
-    if spec.startswith("recipe:"):
-        name = spec.removeprefix("recipe:")
-        finished = [p.parent for p in sorted((out / name).glob(f"*/seed{seed}/{RECORD_FILENAME}"))
-                    if load_record(p).status == "finished"]
-        if not finished:
-            raise LtrankError(
-                f"train.init_from: no finished run of {name} with seed {seed} under {out}; first run "
-                f"'ltrank train --recipe {name} --seed {seed} --out {out}', or pass --set train.init_from=PATH"
-            )
-        if len(finished) > 1:
-            raise LtrankError(
-                f"train.init_from: {len(finished)} finished runs of {name} seed {seed} under {out} "
-                f"({', '.join(str(p) for p in finished)}); pass one with --set train.init_from=PATH"
-            )
-        return finished[0] / ckpt.CHECKPOINT_FILENAME
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        path = path / ckpt.CHECKPOINT_FILENAME
-    if not path.is_file():
-        raise LtrankError(f"train.init_from: {path} not found; give a checkpoint.pt, a run folder or recipe:NAME")
-    return path
 
+    def __init__(self) -> None:
+        self.signal_name: Optional[str] = None
+        self._critical = 0
+        self._saved: dict[int, object] = {}
 
-# ------------------------------------------------------------------------------ folder rules
-@dataclass
-class Existing:
-    """What a run folder already holds."""
+    def __call__(self) -> bool:
+        return self.signal_name is not None
 
-    record: Optional[RunRecord]
-    checkpoint: Optional[dict]
+    def _handle(self, signum: int, frame: object) -> None:
+        first = self.signal_name is None
+        self.signal_name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        if not first and not self._critical:
+            raise KeyboardInterrupt  # asked twice: stop now (the last checkpoint stays valid)
 
+    @contextmanager
+    def installed(self) -> Iterator["StopRequest"]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._saved[signum] = signal.signal(signum, self._handle)
+        try:
+            yield self
+        finally:
+            for signum, handler in self._saved.items():
+                signal.signal(signum, handler)  # type: ignore[arg-type]
+            self._saved.clear()
 
-def inspect_run_dir(run_dir: Path, resume: bool) -> Optional[Existing]:
-    """Apply the folder rules; None means 'skip this seed' (finished, and --resume given)."""
-    record_path, ckpt_path = run_dir / RECORD_FILENAME, run_dir / ckpt.CHECKPOINT_FILENAME
-    record = load_record(record_path) if record_path.exists() else None
-    if record is not None and record.status == "finished":
-        if resume:
-            return None
-        raise LtrankError(f"{run_dir} already holds a finished run; use another --out, delete it, "
-                          "or pass --resume to skip finished seeds")
-    if record is not None and record.status == "diverged":
-        raise LtrankError(f"{run_dir} holds a diverged run; delete that folder to retry, or change the recipe "
-                          "(e.g. a lower train.lr)")
-    unfinished = record is not None or ckpt_path.exists()
-    if unfinished and not resume:
-        raise LtrankError(f"{run_dir} holds an unfinished run; pass --resume to continue it, or delete the folder")
-    state = ckpt.load_checkpoint(ckpt_path) if ckpt_path.exists() else None
-    return Existing(record, state)
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        self._critical += 1
+        try:
+            yield
+        finally:
+            self._critical -= 1
 
 
 # ------------------------------------------------------------------------------ one run
@@ -144,39 +117,71 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
     ``data`` may be passed in (already loaded, e.g. once for several seeds; ``data_seconds``
     then says how long that took, for the record); otherwise it is loaded from ``data_dir``.
 
-    Raises :class:`~ltrank.errors.RunFailed` when the loss diverges or the run is interrupted;
-    its record then says so and the checkpoint of the last good epoch stays.
+    Raises :class:`~ltrank.errors.LtrankError` (nothing written) for problems found before
+    training starts, and :class:`~ltrank.errors.RunFailed` when a started run diverges, fails or
+    is interrupted; its record then says so and the checkpoint of the last good epoch stays.
     """
-    run_dir = run_dir_for(out, recipe, seed)
-    config_hash = recipe.config_hash  # hashes the whole resolved recipe: once, not per epoch
-    existing = inspect_run_dir(run_dir, resume)
+    folder = RunFolder(run_dir_for(out, recipe, seed))
+    check_out_dir(out)
+    existing = folder.inspect(resume, load=False)
     if existing is None:
         return None
     start = time.perf_counter()
     if data is None:
         data = load_longtailed(recipe.recipe.data, data_dir)
         data_seconds = time.perf_counter() - start
-    init_model = None
-    if existing.checkpoint is None and recipe.recipe.train.init_from:
-        init_model = ckpt.model_state_from(resolve_init(recipe.recipe.train.init_from, out, seed))
-    trainer = Trainer(recipe.recipe, data, seed=seed, device=device, callback=callback, init_model=init_model)
-    if existing.checkpoint is not None:
-        _check_same_run(existing.checkpoint, seed, config_hash, run_dir)
-        trainer.load_state_dict(existing.checkpoint)
-    record = RunRecord(
-        status="running", recipe_name=recipe.name, recipe=recipe.as_dict(), config_hash=config_hash,
-        seed=seed, environment=collect_environment(device_label(device), _plugins_used(recipe)),
-        data=data_info(recipe.recipe.data, data),
-        started_at=existing.record.started_at if existing.record else now_iso(),
-    )
-    base_seconds = existing.record.timings.total_seconds if existing.record else 0.0
-    base_data = existing.record.timings.data_seconds if existing.record else 0.0
+    info = data_info(recipe.recipe.data, data)
+    _check_same_data(existing, info, folder.path)
+    init = None
+    if not existing.has_checkpoint and recipe.recipe.train.init_from:
+        init = resolve_init_from(recipe.recipe.train.init_from, out, seed, recipe.overrides)
+    init_model = ckpt.load_checkpoint(init.checkpoint)["model"] if init is not None else None
+    stop = StopRequest()
+    trainer = Trainer(recipe.recipe, data, seed=seed, device=device, callback=callback, init_model=init_model,
+                      should_stop=stop)
 
-    def update(status: str) -> RunRecord:
-        p = trainer.progress
+    with folder.lock():
+        for orphan in folder.clean_orphans():
+            callback(Notice(f"removed {orphan.name}, left by a write that was killed half-way"))
+        locked = folder.inspect(resume)  # what another process may have done since the first look
+        if locked is None:
+            return None
+        if locked.has_checkpoint != existing.has_checkpoint:
+            raise LtrankError(f"{folder.path} changed while this run was starting; run the command again")
+        if locked.checkpoint is not None:
+            _check_same_run(locked.checkpoint, seed, recipe.config_hash, folder.path)
+            trainer.load_state_dict(locked.checkpoint)
+        if init is not None:
+            src = init.source
+            what = f"{src.recipe_name} seed {src.seed} [{src.config_hash}], {src.epochs} epochs, finished {src.finished_at}" \
+                if src.recipe_name else "a checkpoint without a run record"
+            callback(Notice(f"starting from {what}: {init.checkpoint}"))
+            for note in init.notes:
+                callback(Notice(note))
+        return _run(recipe, seed, device, trainer, folder, locked, info, init, stop, callback,
+                    start, data_seconds)
+
+
+def _run(recipe: ResolvedRecipe, seed: int, device: torch.device, trainer: Trainer, folder: RunFolder,
+         existing: Existing, info: DataInfo, init, stop: StopRequest, callback: Callback, start: float,
+         data_seconds: float) -> RunRecord:
+    """Train under the lock; every ending is recorded here and nowhere else."""
+    previous = existing.record
+    record = RunRecord(
+        status="running", recipe_name=recipe.name, recipe=recipe.as_dict(), config_hash=recipe.config_hash,
+        seed=seed, environment=collect_environment(device_label(device), _plugins_used(recipe)), data=info,
+        init_from=init.source if init is not None else (previous.init_from if previous else None),
+        started_at=previous.started_at if previous else now_iso(),
+    )
+    base_seconds = previous.timings.total_seconds if previous else 0.0
+    base_data = previous.timings.data_seconds if previous else 0.0
+
+    def update(status: str, reason: Optional[str] = None) -> RunRecord:
         nonlocal record
+        p = trainer.state
         record = record.model_copy(update={
             "status": status,
+            "reason": reason,
             "history": [EpochStats(**h) for h in p.history],
             "final": Metrics(**p.final) if p.final else None,
             "best": Metrics(**p.best) if p.best else None,
@@ -186,40 +191,62 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
                 eval_seconds=p.eval_seconds),
             "finished_at": now_iso() if status != "running" else None,
         })
-        write_record(run_dir / RECORD_FILENAME, record)
+        with stop.holding():
+            write_record(folder.record_path, record)
         return record
 
     def save(t: Trainer) -> None:
-        ckpt.save_checkpoint(run_dir / ckpt.CHECKPOINT_FILENAME, {**t.state_dict(), "config_hash": config_hash})
-        update("running")
+        with stop.holding():  # checkpoint and record are written together, never half
+            ckpt.save_checkpoint(folder.checkpoint_path, {**t.state_dict(), "config_hash": recipe.config_hash})
+            update("running")
+
+    def ended(status: str, reason: str) -> RunFailed:
+        update(status, reason)
+        best = trainer.state.best
+        callback(RunEnded(seed, status, None, best and best["top1"], best and best["epoch"], reason))
+        epoch = trainer.state.epoch
+        kept = f"the checkpoint of epoch {epoch} is kept" if epoch else "no epoch finished"
+        return RunFailed(f"{reason} ({folder.path}); {kept}")
 
     update("running")
-    callback(RunStarted(seed, trainer.progress.epoch + 1, trainer.total_epochs, trainer.batches_per_epoch,
+    callback(RunStarted(seed, trainer.state.epoch + 1, trainer.total_epochs, trainer.batches_per_epoch,
                         device_label(device)))
     try:
-        trainer.fit(on_epoch_end=save)
+        with stop.installed():
+            trainer.fit(on_epoch_end=save)
     except Diverged as exc:
-        update("diverged")
-        callback(RunEnded(seed, "diverged", None, _top1(trainer.progress.best), _epoch(trainer.progress.best)))
-        kept = f"the checkpoint of epoch {trainer.progress.epoch} is kept" if trainer.progress.epoch else "no epoch finished"
-        raise RunFailed(f"{exc} ({run_dir}); {kept}; lower train.lr or check the loss") from None
-    except KeyboardInterrupt:
-        update("interrupted")
-        callback(RunEnded(seed, "interrupted", None, _top1(trainer.progress.best), _epoch(trainer.progress.best)))
-        raise RunFailed(f"interrupted after epoch {trainer.progress.epoch} ({run_dir}); "
-                        "continue it with the same command plus --resume") from None
+        raise ended("diverged", f"{exc}; lower train.lr or check the loss") from None
+    except (Interrupted, KeyboardInterrupt):
+        how = stop.signal_name or "Ctrl-C"
+        raise ended("interrupted", f"interrupted after epoch {trainer.state.epoch} ({how}); "
+                                   "continue it with the same command plus --resume") from None
+    except Exception as exc:  # anything else: recorded as failed, traceback to error.log
+        _log_traceback(folder.error_log_path, exc)
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        cause = message if isinstance(exc, LtrankError) else f"{type(exc).__name__}: {message}".rstrip(": ")
+        raise ended("failed", f"failed in epoch {trainer.state.epoch + 1}: {cause}; traceback in "
+                              f"{folder.error_log_path.name}; fix the cause, then continue with --resume") from None
     final = update("finished")
-    callback(RunEnded(seed, "finished", _top1(trainer.progress.final), _top1(trainer.progress.best),
-                      _epoch(trainer.progress.best)))
+    state = trainer.state
+    callback(RunEnded(seed, "finished", state.final and state.final["top1"], state.best and state.best["top1"],
+                      state.best and state.best["epoch"], None))
     return final
 
 
-def _top1(metrics: Optional[dict]) -> Optional[float]:
-    return None if metrics is None else metrics["top1"]
+def _log_traceback(path: Path, exc: BaseException) -> None:
+    """Append the traceback of ``exc`` to the run's error log (a log, so appended, not replaced)."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"--- {now_iso()}\n{text}\n")
 
 
-def _epoch(metrics: Optional[dict]) -> Optional[int]:
-    return None if metrics is None else metrics["epoch"]
+def _check_same_data(existing: Existing, info: DataInfo, run_dir: Path) -> None:
+    """A resumed run must see the data it trained on."""
+    if existing.record is not None and existing.record.data.fingerprint != info.fingerprint:
+        raise LtrankError(
+            f"{run_dir}: the data found now (fingerprint {info.fingerprint}) is not the data this run trained on "
+            f"({existing.record.data.fingerprint}); point --data-dir at the original data, or start a new run elsewhere"
+        )
 
 
 def _check_same_run(state: dict, seed: int, config_hash: str, run_dir: Path) -> None:
@@ -233,10 +260,10 @@ def _check_same_run(state: dict, seed: int, config_hash: str, run_dir: Path) -> 
 
 def _plugins_used(recipe: ResolvedRecipe) -> list[str]:
     """'distribution version' of each plugin the recipe's components come from."""
-    from ltrank.registries import BACKBONES, LOSSES, SCHEDULES
+    from ltrank.catalog import BACKBONES, LOSSES, SCHEDULES
 
     r = recipe.recipe
     names = [(LOSSES, r.loss.name), (BACKBONES, r.model.backbone), (SCHEDULES, r.schedule.name)]
     names += [(LOSSES, s.loss.name) for s in r.train.stages if s.loss]
-    origins = {reg.origin(name) for reg, name in names}
-    return sorted(o.split(" (entry point")[0] for o in origins if o != "built-in")
+    records = {reg.plugin_record(name) for reg, name in names}
+    return sorted(f"{rec.distribution} {rec.version}" for rec in records if rec is not None)

@@ -1,12 +1,16 @@
 """The training loop of METHOD.md section 3 (plus the stages of section 6 for DRO-LT).
 
 Per epoch: pick the phase (new optimiser at a phase's first epoch), set the learning rate,
-hand the schedule's class weights to the loss (``uses_class_weights``), let the loss prepare
-(``needs_epoch_start``, e.g. DRO-LT centroids), train on shuffled (or class-aware) batches
-augmented on the device, evaluate on the test set when due, then call ``on_epoch_end`` so the
-caller can write a checkpoint and the run record. Everything the loop does is reported as
-events; nothing is printed. A non-finite loss raises :class:`Diverged` before the epoch ends,
-so the last checkpoint stays the last good one.
+call the loss's epoch hook (``loss.epoch_start(ctx)``: the loss consults the weighting schedule
+for its class weights, DRO-LT recomputes its centroids), train on shuffled (or class-aware)
+batches augmented on the device, evaluate on the test set when due, then call ``on_epoch_end``
+so the caller can write a checkpoint and the run record. Everything the loop does is reported
+as events; nothing is printed. A non-finite loss or logit raises :class:`Diverged`, and a stop
+request (Ctrl-C, SIGTERM) raises :class:`Interrupted` at the next batch boundary; either way the
+epoch is abandoned, so the last checkpoint stays the last good one.
+
+The trainer only trains: the run folder, its record and lock, signals and every way a run ends
+belong to :mod:`ltrank.engine.run`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 import torch
 
 from ltrank.data import LongTailedData
-from ltrank.data.augment import iterate_batches, num_batches
+from ltrank.data.batches import iterate_batches, num_batches
 from ltrank.data.samplers import class_aware_indices
 from ltrank.engine import checkpoint as ckpt
 from ltrank.engine.components import (
@@ -32,28 +36,38 @@ from ltrank.engine.components import (
     build_schedule,
     freeze_for_phase,
 )
-from ltrank.engine.evaluation import autocast_for, evaluate, to_model_layout
+from ltrank.engine.device import autocast_for, place_model, to_model_layout
+from ltrank.engine.evaluation import evaluate
 from ltrank.engine.events import BatchEnded, Callback, EpochEnded, EpochStarted, ignore
-from ltrank.engine.lr import Phase, lr_at, phase_at, phases
+from ltrank.engine.phases import Phase, lr_at, phase_at, phases
 from ltrank.errors import LtrankError
 from ltrank.losses.base import EpochContext
+from ltrank.metrics import make_metrics
 from ltrank.recipe import Recipe
-from ltrank.results import make_metrics
 
 #: Added to the run seed for the augmentation generator, so crops/flips and data order differ.
 AUGMENT_SEED_OFFSET = 1_000_003
 
 
 class Diverged(Exception):
-    """The loss became NaN or infinite; the epoch was abandoned."""
+    """The loss or the logits became NaN or infinite; the epoch was abandoned."""
 
     def __init__(self, epoch: int, batch: int, value: float) -> None:
-        super().__init__(f"loss became {value} at epoch {epoch}, batch {batch}")
+        what = f"loss became {value}" if not np.isfinite(value) else f"logits became non-finite (loss {value:.4g})"
+        super().__init__(f"{what} at epoch {epoch}, batch {batch}")
         self.epoch, self.batch, self.value = epoch, batch, value
 
 
+class Interrupted(Exception):
+    """A stop was requested (Ctrl-C, SIGTERM); the epoch in progress was abandoned."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        super().__init__(f"stopped during epoch {epoch}, batch {batch}")
+        self.epoch, self.batch = epoch, batch
+
+
 @dataclass
-class Progress:
+class TrainState:
     """What a run has achieved so far; saved in checkpoints as plain data."""
 
     epoch: int = 0  # last finished epoch
@@ -74,17 +88,20 @@ class Trainer:
     """Trains one model with one seed on data already in memory."""
 
     def __init__(self, recipe: Recipe, data: LongTailedData, *, seed: int, device: torch.device,
-                 callback: Callback = ignore, init_model: Optional[dict[str, torch.Tensor]] = None) -> None:
+                 callback: Callback = ignore, init_model: Optional[dict[str, torch.Tensor]] = None,
+                 should_stop: Callable[[], bool] = lambda: False) -> None:
+        """``should_stop`` is polled after every batch; when it returns True the trainer raises
+        :class:`Interrupted` (the run lifecycle sets it from signal handlers)."""
         self.recipe, self.data, self.seed, self.device, self.callback = recipe, data, seed, device, callback
+        self.should_stop = should_stop
         self.total_epochs = recipe.train.epochs
         self.phases = phases(recipe.train)
+        self._check_batches()
         seed_everything(seed)
         self.model = build_model(recipe, data.num_classes)
         if init_model is not None:
             self._load_init(init_model)
-        self.model.to(device)
-        if device.type == "cuda":
-            self.model.to(memory_format=torch.channels_last)
+        place_model(self.model, device)
         self.losses = build_phase_losses(recipe, self.phases, data.class_counts)
         for loss in self.losses:
             loss.module.to(device)
@@ -97,7 +114,7 @@ class Trainer:
         self.train_labels = data.train_labels.to(device)
         self.test_images = data.test_images.to(device)
         self.test_labels = data.test_labels.to(device)
-        self.progress = Progress()
+        self.state = TrainState()
         self.optimizer: Optional[torch.optim.SGD] = None
         self.phase: Optional[Phase] = None
         self.frozen: list[torch.nn.Module] = []
@@ -116,15 +133,24 @@ class Trainer:
     # ------------------------------------------------------------------ geometry
     @property
     def batches_per_epoch(self) -> int:
-        n = num_batches(len(self.train_labels), self.recipe.train.batch_size, drop_last=True)
+        n = num_batches(len(self.data.train_labels), self.recipe.train.batch_size, drop_last=True)
         cap = self.recipe.train.max_batches_per_epoch
         return min(n, cap) if cap else n
+
+    def _check_batches(self) -> None:
+        """An epoch without a single full batch cannot train (drop_last): say so before any work."""
+        n, batch = len(self.data.train_labels), self.recipe.train.batch_size
+        if num_batches(n, batch, drop_last=True) == 0:
+            raise LtrankError(
+                f"train.batch_size: the training set has {n} images, fewer than one batch of {batch} "
+                f"(incomplete batches are dropped); set train.batch_size to at most {n}"
+            )
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue after ``progress.epoch`` (tensors and plain data only)."""
         assert self.optimizer is not None and self.phase is not None
-        p = self.progress
+        p = self.state
         return {
             "seed": self.seed,
             "epoch": p.epoch,
@@ -145,29 +171,31 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         for loss, loss_state in zip(self.losses, state["losses"]):
             loss.module.load_state_dict(loss_state)
-        self.progress = Progress(
+        self.state = TrainState(
             epoch=int(state["epoch"]), history=list(state["history"]), final=state["final"], best=state["best"],
             train_seconds=float(state["train_seconds"]), eval_seconds=float(state["eval_seconds"]),
         )
         # The optimiser is rebuilt when the next epoch's phase starts; its state carries over
         # only if that epoch is in the same phase as the checkpoint's.
-        if self.progress.epoch < self.total_epochs:
-            next_phase = phase_at(self.progress.epoch + 1, self.recipe.train)
+        if self.state.epoch < self.total_epochs:
+            next_phase = phase_at(self.state.epoch + 1, self.recipe.train)
             if next_phase.index == int(state["phase"]):
                 self._pending_optimizer_state = state["optimizer"]
         ckpt.restore_rng(state["rng"], self.generators)
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, on_epoch_end: Callable[["Trainer"], None] = lambda trainer: None) -> Progress:
-        """Train from ``progress.epoch + 1`` to the last epoch."""
-        for epoch in range(self.progress.epoch + 1, self.total_epochs + 1):
+    def fit(self, on_epoch_end: Callable[["Trainer"], None] = lambda trainer: None) -> TrainState:
+        """Train from ``state.epoch + 1`` to the last epoch."""
+        for epoch in range(self.state.epoch + 1, self.total_epochs + 1):
+            if self.should_stop():
+                raise Interrupted(epoch, 0)
             self._enter_phase(epoch)
             start = time.perf_counter()
             train_loss, train_acc, lr = self._train_epoch(epoch)
             train_seconds = time.perf_counter() - start
             test_acc = self._maybe_evaluate(epoch)
             seconds = time.perf_counter() - start
-            p = self.progress
+            p = self.state
             p.epoch = epoch
             p.train_seconds += train_seconds
             p.eval_seconds += seconds - train_seconds
@@ -175,7 +203,7 @@ class Trainer:
                               "test_acc": test_acc, "seconds": seconds})
             on_epoch_end(self)
             self.callback(EpochEnded(epoch, self.total_epochs, lr, train_loss, train_acc, test_acc, seconds))
-        return self.progress
+        return self.state
 
     def _enter_phase(self, epoch: int) -> None:
         phase = phase_at(epoch, self.recipe.train)
@@ -206,7 +234,7 @@ class Trainer:
         """Un-augmented training batches for a loss's epoch-start pass (DRO-LT centroids)."""
         for x, y in iterate_batches(self.train_images, self.train_labels, self.recipe.eval.batch_size,
                                     shuffle=False, drop_last=False, device=self.device):
-            yield to_model_layout(x, self.device), y
+            yield to_model_layout(x), y
 
     def _train_epoch(self, epoch: int) -> tuple[float, float, float]:
         assert self.optimizer is not None and self.phase is not None
@@ -214,11 +242,10 @@ class Trainer:
         lr = lr_at(epoch, self.recipe.train)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        if loss.uses_class_weights:
-            loss.module.set_class_weights(self.schedule.weights(epoch, self.total_epochs, loss.module.target_weights))
-        if loss.needs_epoch_start:
-            loss.module.epoch_start(EpochContext(epoch, self.total_epochs, self.model, self._feature_batches,
-                                                 self.device))
+        epoch_start = getattr(loss.module, "epoch_start", None)
+        if callable(epoch_start):  # the one per-epoch hook of every loss (class weights, DRO-LT centroids)
+            epoch_start(EpochContext(epoch, self.total_epochs, schedule=self.schedule, model=self.model,
+                                     feature_batches=self._feature_batches, device=self.device))
         batches = self.batches_per_epoch
         self.callback(EpochStarted(epoch, self.total_epochs, lr, batches))
         self.model.train()
@@ -226,28 +253,36 @@ class Trainer:
             part.eval()  # a frozen encoder keeps its BatchNorm statistics too
         sync_every = 1 if self.device.type == "cpu" else 25  # .item() stalls an asynchronous GPU
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        bad_logits = torch.zeros((), dtype=torch.bool, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen = 0
         for b, (x, y) in enumerate(islice(self._batches(), batches), start=1):
             with autocast_for(self.device):
                 if loss.needs_features:
-                    logits, features = self.model(to_model_layout(x, self.device), return_features=True)
+                    logits, features = self.model(to_model_layout(x), return_features=True)
                 else:
-                    logits, features = self.model(to_model_layout(x, self.device)), None
+                    logits, features = self.model(to_model_layout(x)), None
             logits = logits.float()
             value = (loss.module(logits, y, features=features.float()) if features is not None
                      else loss.module(logits, y))
+            if b == 1:
+                _check_scalar(value, loss.name)
             self.optimizer.zero_grad(set_to_none=True)
             value.backward()
             self.optimizer.step()
+            detached = logits.detach()
             loss_sum += value.detach()
-            correct += (logits.detach().argmax(dim=1) == y).sum()
+            # a bounded loss (AP) can stay finite while the model blows up: watch the logits too
+            bad_logits |= ~torch.isfinite(detached).all()
+            correct += (detached.argmax(dim=1) == y).sum()
             seen += len(y)
             if b % sync_every == 0 or b == batches:
                 last = value.item()
-                if not torch.isfinite(loss_sum).item():
+                if not torch.isfinite(loss_sum).item() or bad_logits.item():
                     raise Diverged(epoch, b, last if not np.isfinite(last) else float(loss_sum.item()))
                 self.callback(BatchEnded(epoch, b, batches, last))
+            if self.should_stop():
+                raise Interrupted(epoch, b)
         return loss_sum.item() / batches, 100.0 * correct.item() / max(seen, 1), lr
 
     def _maybe_evaluate(self, epoch: int) -> Optional[float]:
@@ -257,9 +292,19 @@ class Trainer:
         acc = evaluate(self.model, self.test_images, self.test_labels, self.data.num_classes, self.device,
                        cfg.batch_size)
         metrics = make_metrics(epoch, acc.per_class, self.data.class_counts, top1=acc.top1).model_dump(mode="json")
-        p = self.progress
+        p = self.state
         if p.best is None or metrics["top1"] > p.best["top1"]:
             p.best = metrics
         if epoch == self.total_epochs:
             p.final = metrics
         return metrics["top1"]
+
+
+def _check_scalar(value: torch.Tensor, loss_name: str) -> None:
+    """A loss must return one number; a per-sample vector would be silently summed by backward."""
+    if not isinstance(value, torch.Tensor) or value.ndim != 0 or not value.is_floating_point():
+        shape = f"{value.dtype} {list(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+        raise LtrankError(
+            f"loss {loss_name!r} returned {shape}; a loss must return a float scalar (e.g. reduce per-sample "
+            "values with .mean())"
+        )

@@ -11,6 +11,6 @@ from ltrank.losses.ce import CrossEntropyLoss
 from ltrank.losses.drolt import DROLTLoss
 from ltrank.losses.focal import CB_FOCAL_CONFIGS, CBFocalLoss, FocalLoss
 from ltrank.losses.ldam import LDAMLoss
-from ltrank.schedules.class_weights import as_class_counts, class_balanced_weights
+from ltrank.losses.class_weights import as_class_counts, class_balanced_weights
 
 __all__ = ["ClassWeightedLoss", "EpochContext", "CrossEntropyLoss", "FocalLoss", "CBFocalLoss", "CB_FOCAL_CONFIGS", "LDAMLoss", "DROLTLoss", "APLoss", "CBDeltaAPLoss", "CBPrimaryAPLoss", "as_class_counts", "class_balanced_weights"]

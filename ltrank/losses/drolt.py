@@ -18,8 +18,8 @@ from torch import nn
 from ltrank.errors import LtrankError
 from ltrank.losses.base import EpochContext
 from ltrank.losses.functional.drolt import drolt_loss
-from ltrank.registry import NEEDS_EPOCH_START, NEEDS_FEATURES, Registry, Spec
-from ltrank.schedules.class_weights import as_class_counts
+from ltrank.registry import NEEDS_FEATURES, NEEDS_INIT_FROM, Registry, Spec
+from ltrank.losses.class_weights import as_class_counts
 
 DROLT_PAPER = "Samuel & Chechik, Distributional Robustness Loss for Long-tail Learning, ICCV 2021"
 
@@ -57,6 +57,8 @@ class DROLTLoss(nn.Module):
         Classes with no image in the pass get a zero centroid; their rows never enter the loss
         because such a class never appears as a target.
         """
+        if ctx.model is None or ctx.feature_batches is None:
+            raise ValueError("drolt computes class centroids from the model: give EpochContext a model and feature_batches")
         model = ctx.model
         was_training = model.training
         model.eval()
@@ -103,5 +105,5 @@ def register(registry: Registry) -> None:
              "DRO-LT feature stage: CE weighted by n_c/n_max + distributionally robust centroid loss with learnable "
              "per-class radii (init 1); centroids recomputed each epoch; radii aligned with each sample's own class",
              params=DROLTParams, paper=DROLT_PAPER,
-             capabilities=frozenset({NEEDS_FEATURES, NEEDS_EPOCH_START})),
+             capabilities=frozenset({NEEDS_FEATURES, NEEDS_INIT_FROM})),
     )

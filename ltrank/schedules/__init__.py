@@ -1,6 +1,7 @@
-"""Class-balanced weights and the weighting schedules that hand them to a loss each epoch."""
+"""Weighting schedules (METHOD.md section 4): how much of a loss's class-balanced weights is in
+force at each epoch. The weight formula itself lives with the losses
+(:mod:`ltrank.losses.class_weights`); a loss consults its schedule at every epoch start."""
 
-from ltrank.schedules.class_weights import class_balanced_weights
-from ltrank.schedules.schedules import DeferredReweighting, Fixed, NoWeights, Progressive
+from ltrank.schedules.weighting import DeferredReweighting, Fixed, NoWeights, Progressive
 
-__all__ = ["class_balanced_weights", "NoWeights", "Fixed", "Progressive", "DeferredReweighting"]
+__all__ = ["NoWeights", "Fixed", "Progressive", "DeferredReweighting"]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ltrank.schedules.class_weights import as_class_counts
+from ltrank.losses.class_weights import as_class_counts
 
 
 def ldam_margins(class_counts: Sequence[int] | torch.Tensor, max_m: float = 0.5) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ltrank.engine.lr import Phase, lr_at, phase_at, phases
+from ltrank.engine.phases import Phase, lr_at, phase_at, phases
 from ltrank.recipe import StageConfig, TrainConfig
 
 PROTOCOL = TrainConfig()  # the thesis defaults: lr 0.1, warm-up 5 from lr/3, x0.01 at 160 and 180

@@ -21,7 +21,7 @@ def _register_builtins() -> None:
     from ltrank import models
     from ltrank.losses import ap, ce
     from ltrank.losses import drolt, focal, ldam
-    from ltrank.schedules import schedules
+    from ltrank.schedules import weighting
 
     models.register(BACKBONES)
     ce.register(LOSSES)
@@ -29,7 +29,7 @@ def _register_builtins() -> None:
     ldam.register(LOSSES)
     drolt.register(LOSSES)
     ap.register(LOSSES)
-    schedules.register(SCHEDULES)
+    weighting.register(SCHEDULES)
 
 
 _register_builtins()

@@ -9,7 +9,9 @@ import pytest
 from record_factory import CIFAR10_IR100, make_record
 
 from ltrank.errors import LtrankError
-from ltrank.results import Metrics, RunRecord, find_records, load_record, make_metrics, write_record
+from ltrank.metrics import make_metrics
+from ltrank.records import Metrics, RunRecord, load_record, write_record
+from ltrank.run_folder import find_records
 
 PER_CLASS = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]
 

@@ -1,4 +1,4 @@
-"""Run records: the JSON file every training run leaves behind, and how to read it back.
+"""Run records: the JSON file every training run leaves behind, and how to write and read one.
 
 A record holds what is needed to trust and compare a run (DESIGN.md, "Contracts"): the resolved
 recipe and its config hash, the seed, the environment, the data it saw (fingerprint and class
@@ -7,6 +7,7 @@ Head/Body/Tail groups of METHOD.md section 2 can be recomputed under any scheme)
 
 Accuracies are percentages (0-100), like the thesis tables. Records are written atomically
 (temp file in the same directory, fsync, ``os.replace``), so a crash never leaves half a file.
+Where records live and how they are found is :mod:`ltrank.run_folder`'s business.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import os
 import platform
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, Optional
@@ -24,12 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ltrank.atomic import atomic_write_text
 from ltrank.errors import LtrankError
+from ltrank.groups import group_accuracies
 
 FORMAT_VERSION = 1
-RECORD_FILENAME = "record.json"
-GROUP_SCHEMES = ("thirds", "shots")
 
-Status = Literal["running", "finished", "diverged", "interrupted"]
+#: How a run ended (or that it has not): every ending is recorded (``ltrank.engine.run``).
+Status = Literal["running", "finished", "diverged", "failed", "interrupted"]
+ENDINGS: tuple[str, ...] = ("finished", "diverged", "failed", "interrupted")
 
 
 class _Strict(BaseModel):
@@ -102,9 +104,10 @@ class Metrics(_Strict):
             raise ValueError("per-class accuracies are percentages in [0, 100]")
         return values
 
-    def group(self, scheme: str, class_counts: Sequence[int]) -> dict[str, Optional[float]]:
-        """Group accuracies under ``scheme``, recomputed from the per-class accuracies."""
-        return compute_groups(self.per_class, class_counts, scheme)
+    def group(self, scheme: str, class_counts: list[int]) -> dict[str, Optional[float]]:
+        """Group accuracies under ``scheme``: the stored ones, else recomputed from per-class."""
+        stored = self.groups.get(scheme)
+        return stored if stored is not None else group_accuracies(self.per_class, class_counts, scheme)
 
 
 class Timings(_Strict):
@@ -116,17 +119,34 @@ class Timings(_Strict):
     eval_seconds: float = Field(0.0, ge=0, description="seconds spent evaluating on the test set")
 
 
+class InitSource(_Strict):
+    """The trained run a run started from (``train.init_from``), as it was when it was used."""
+
+    path: str = Field(..., description="the checkpoint file read")
+    recipe_name: Optional[str] = Field(None, description="recipe of that run (None: a bare checkpoint)")
+    config_hash: Optional[str] = Field(None, description="its config hash")
+    seed: Optional[int] = Field(None, description="its seed")
+    finished_at: Optional[str] = Field(None, description="when it finished (ISO 8601, UTC)")
+    epochs: Optional[int] = Field(None, description="epochs it trained")
+
+
 class RunRecord(_Strict):
     """Everything one training run leaves behind (saved as ``record.json`` in its run directory)."""
 
     format_version: int = Field(FORMAT_VERSION, description="version of this record format")
-    status: Status = Field(..., description="running, finished, diverged (NaN/Inf loss) or interrupted")
+    status: Status = Field(
+        ..., description="running, finished, diverged (non-finite loss or logits), failed (an error; see reason "
+        "and the run folder's error.log) or interrupted (Ctrl-C / SIGTERM; resumable)",
+    )
+    reason: Optional[str] = Field(None, description="one line saying why a run did not finish")
     recipe_name: str = Field(..., description="recipe name, e.g. 'cifar100-ir100-cbdelta'")
     recipe: dict = Field(..., description="the resolved recipe (all defaults filled in)")
     config_hash: str = Field(..., description="hash of the resolved recipe without seed and paths")
     seed: int = Field(..., description="run seed (model init, shuffling, augmentation)")
     environment: Environment = Field(..., description="software and device")
     data: DataInfo = Field(..., description="the training data")
+    init_from: Optional[InitSource] = Field(None, description="the trained run this run started from, if any")
+    warnings: list[str] = Field(default_factory=list, description="things the run noticed, e.g. unexpected data counts")
     history: list[EpochStats] = Field(default_factory=list, description="one entry per finished epoch")
     final: Optional[Metrics] = Field(None, description="metrics after the last epoch (what the thesis reports)")
     best: Optional[Metrics] = Field(None, description="metrics of the epoch with the best test top-1")
@@ -140,36 +160,6 @@ class RunRecord(_Strict):
         if version != FORMAT_VERSION:
             raise ValueError(f"record format {version} is not supported by this ltrank (reads format {FORMAT_VERSION})")
         return version
-
-
-def compute_groups(per_class: Sequence[float], class_counts: Sequence[int], scheme: str) -> dict[str, Optional[float]]:
-    """Group accuracies (METHOD.md section 2) via :func:`ltrank.metrics.group_accuracies`."""
-    if len(per_class) != len(class_counts):
-        raise LtrankError(
-            f"{len(per_class)} per-class accuracies but {len(class_counts)} class counts; "
-            "the record's metrics and data do not belong together"
-        )
-    from ltrank.metrics import group_accuracies
-
-    return group_accuracies(list(per_class), list(class_counts), scheme)
-
-
-def make_metrics(
-    epoch: int, per_class_acc: Sequence[float], class_counts: Sequence[int], top1: Optional[float] = None
-) -> Metrics:
-    """Metrics for one epoch, with groups under every scheme, from FRACTIONS in [0, 1].
-
-    ``per_class_acc`` is what :func:`ltrank.metrics.per_class_accuracy` returns; the record
-    stores percentages. ``top1`` (a fraction) defaults to the mean per-class accuracy, the
-    plain top-1 on a balanced test set; pass the measured one when the test set is not balanced.
-    """
-    fractions = [float(v) for v in per_class_acc]
-    if not fractions or any(not (0.0 <= v <= 1.0) for v in fractions):  # also rejects NaN
-        raise ValueError("per-class accuracies must be fractions in [0, 1], one per class (no NaN)")
-    per_class = [100.0 * v for v in fractions]
-    top1_pct = sum(per_class) / len(per_class) if top1 is None else 100.0 * float(top1)
-    groups = {scheme: compute_groups(per_class, class_counts, scheme) for scheme in GROUP_SCHEMES}
-    return Metrics(epoch=epoch, top1=top1_pct, per_class=per_class, groups=groups)
 
 
 def now_iso() -> str:
@@ -249,31 +239,9 @@ def load_record(path: str | os.PathLike[str]) -> RunRecord:
     try:
         return RunRecord.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        from ltrank.registry import format_validation_error
+
         raise LtrankError(
-            f"{path}: not a valid ltrank run record: {where}: {first['msg']}{more}; "
+            f"{path}: not a valid ltrank run record: {format_validation_error(exc, '').strip()}; "
             "was it written by another ltrank version?"
         ) from None
-
-
-def find_records(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Record files among ``paths``: files are taken as given, directories searched recursively
-    for ``record.json``. Order: as given, each directory's records sorted; duplicates dropped."""
-    found: list[Path] = []
-    seen: set[Path] = set()
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            candidates = sorted(p.rglob(RECORD_FILENAME))
-        elif p.is_file():
-            candidates = [p]
-        else:
-            raise LtrankError(f"{p}: no such file or directory; pass run records or folders that contain them")
-        for c in candidates:
-            key = c.resolve()
-            if key not in seen:
-                seen.add(key)
-                found.append(c)
-    return found

@@ -9,7 +9,7 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.transforms import functional as TF
 
-from ltrank.data.augment import (
+from ltrank.data.batches import (
     MEAN,
     STD,
     crop_flip,

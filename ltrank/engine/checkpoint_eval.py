@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Optional
 
 from ltrank.errors import LtrankError
-from ltrank.results import RECORD_FILENAME, Metrics, RunRecord, load_record, make_metrics
+from ltrank.metrics import make_metrics
+from ltrank.records import Metrics, RunRecord, load_record
+from ltrank.run_folder import locate_checkpoint
 
 
 @dataclass
@@ -33,32 +35,17 @@ class CheckpointEvaluation:
     notes: list[str] = field(default_factory=list)
 
 
-def locate(path: Path) -> tuple[Path, Path]:
-    """(checkpoint, record) for a checkpoint file or a run folder holding both."""
-    from ltrank.engine.checkpoint import CHECKPOINT_FILENAME
-
-    ckpt_path = path / CHECKPOINT_FILENAME if path.is_dir() else path
-    if not ckpt_path.is_file():
-        raise LtrankError(f"{ckpt_path}: no such checkpoint; pass a checkpoint.pt or the run folder holding it")
-    record_path = ckpt_path.parent / RECORD_FILENAME
-    if not record_path.is_file():
-        raise LtrankError(
-            f"{ckpt_path}: no {RECORD_FILENAME} beside it; eval rebuilds the model and data from the run "
-            "record that 'ltrank train' writes in the same folder"
-        )
-    return ckpt_path, record_path
-
-
 def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: str = "cpu") -> CheckpointEvaluation:
     """Rebuild model and data from the run record, load the weights, evaluate on the test set."""
     from ltrank.data import load_longtailed
     from ltrank.engine.checkpoint import load_checkpoint
     from ltrank.engine.components import build_model
+    from ltrank.engine.device import device_label, place_model, resolve_device
     from ltrank.engine.evaluation import evaluate
-    from ltrank.engine.run import data_info, device_label, resolve_device
+    from ltrank.engine.run import data_info
     from ltrank.recipe import Recipe
 
-    ckpt_path, record_path = locate(path)
+    ckpt_path, record_path = locate_checkpoint(path)
     record = load_record(record_path)
     state = load_checkpoint(ckpt_path)
     notes = []
@@ -82,7 +69,7 @@ def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: 
     except (KeyError, RuntimeError) as exc:
         first = str(exc).splitlines()[0]
         raise LtrankError(f"{ckpt_path}: weights do not fit the recipe's model ({first})") from None
-    model.to(dev)
+    place_model(model, dev)
     start = time.perf_counter()
     acc = evaluate(model, data.test_images, data.test_labels, data.num_classes, dev, recipe.eval.batch_size)
     seconds = time.perf_counter() - start

@@ -1,0 +1,101 @@
+"""Which method a run is, and what to call it in a table.
+
+A run's *method key* names the thesis method its recipe runs (``cbdelta``, ``ldam-drw``, ...):
+it finds the reference numbers to show beside the run and orders the rows as the thesis does.
+It is read from the resolved recipe's loss and weighting schedule, so any recipe that runs a
+thesis method (e.g. ``quickstart``) finds its row; other runs are keyed by their recipe name.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ltrank.errors import LtrankError
+from ltrank.records import RunRecord
+from ltrank.reference import dataset_key
+from ltrank.registry import NEEDS_CLASS_WEIGHTS, USES_CLASS_WEIGHTS, Spec
+
+#: Method keys (recipe-name suffixes) in the thesis's table order, with their display labels.
+METHOD_LABELS = {
+    "ce": "CE",
+    "focal": "Focal",
+    "cbfocal": "CB Focal",
+    "ldam": "LDAM",
+    "ldam-drw": "LDAM-DRW",
+    "drolt": "DRO-LT",
+    "ap": "AP",
+    "cbdelta": "AP CB Delta",
+    "cbdelta-divide": "AP CB Delta divide",
+    "cbdelta-progressive": "AP CB Delta progressive",
+    "cbprimary": "AP CB Primary",
+    "cbprimary-progressive": "AP CB Primary progressive",
+}
+
+
+def _infer_key(recipe: dict) -> Optional[str]:
+    """The thesis method a resolved recipe runs, from its loss and weighting schedule."""
+    loss = recipe.get("loss") or {}
+    name, params = loss.get("name"), loss.get("params") or {}
+    schedule = (recipe.get("schedule") or {}).get("name", "none")
+    progressive = "-progressive" if schedule == "progressive" else ""
+    if name == "ap_cb_delta":
+        return "cbdelta" + ("-divide" if params.get("mode") == "divide" else "") + progressive
+    if name == "ap_cb_primary":
+        return "cbprimary" + progressive
+    if name == "ldam":
+        return {"none": "ldam", "drw": "ldam-drw"}.get(schedule)
+    if name == "cb_focal":
+        return "cbfocal"
+    if schedule != "none":
+        return None  # e.g. CE with deferred re-weighting: no thesis row
+    return name  # ce, focal, ap, drolt, or e.g. a plugin loss: the loss name is the key
+
+
+def method_key(record: RunRecord) -> str:
+    """The method a run belongs to, used to find reference numbers.
+
+    Read from the resolved recipe's loss and schedule when they are a known combination
+    (so ``quickstart`` is ``cbdelta``), else the recipe-name suffix after the dataset
+    (``cifar10-ir100-foo`` -> ``foo``), else the recipe name.
+    """
+    inferred = _infer_key(record.recipe)
+    if inferred is not None:
+        return inferred
+    prefix = dataset_key(record.data.source_name, record.data.imbalance_ratio) + "-"
+    name = record.recipe_name
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+def _beta_in_use(recipe: dict) -> Optional[float]:
+    """The effective-number beta when class weights are in force, read from the loss's
+    capability flags: a class-balanced loss (``needs_class_weights``), or a loss that takes
+    class weights (``uses_class_weights``) under a schedule or with ``weighted = true``."""
+    loss = recipe.get("loss") or {}
+    params = loss.get("params") or {}
+    beta = params.get("beta")
+    if beta is None:
+        beta = ((recipe.get("schedule") or {}).get("params") or {}).get("beta")
+    scheduled = (recipe.get("schedule") or {}).get("name", "none") != "none"
+    spec = _spec(str(loss.get("name", "")))
+    if spec is None:  # e.g. a plugin that is not installed where the records are compared
+        return beta if scheduled else None
+    weighted = spec.has(NEEDS_CLASS_WEIGHTS) or (
+        spec.has(USES_CLASS_WEIGHTS) and (scheduled or bool(params.get("weighted"))))
+    return beta if weighted else None
+
+
+def _spec(name: str) -> Optional[Spec]:
+    from ltrank.catalog import LOSSES
+
+    try:
+        return LOSSES.get(name)
+    except LtrankError:
+        return None
+
+
+def method_label(record: RunRecord) -> str:
+    """A table label such as ``AP CB Delta (beta 0.99)``."""
+    key = method_key(record)
+    label = METHOD_LABELS.get(key, record.recipe_name)
+    beta = _beta_in_use(record.recipe)
+    return f"{label} (beta {beta:g})" if beta is not None else label
