@@ -177,8 +177,8 @@ class RunFolder:
                               "(e.g. a lower train.lr)")
         unfinished = record is not None or self.checkpoint_path.exists()
         if unfinished and not resume:
-            how = f"it {record.status}; " if record is not None and record.status != "running" else ""
-            raise LtrankError(f"{self.path} holds an unfinished run; {how}pass --resume to continue it, or delete the folder")
+            how = f" (it {record.status})" if record is not None and record.status != "running" else ""
+            raise LtrankError(f"{self.path} holds an unfinished run; pass --resume to continue it{how}, or delete the folder")
         has = self.checkpoint_path.exists()
         return Existing(record, has, load_checkpoint(self.checkpoint_path) if has and load else None)
 
