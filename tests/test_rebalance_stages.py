@@ -28,9 +28,9 @@ def _data(seed: int = 0, size: int = 16):
 
 
 def _trained_model(head: str = "linear", seed: int = 0) -> Classifier:
-    """A ResNet-32 whose BatchNorm statistics are not the defaults (as after stage 1)."""
+    """A ResNet-32 in train mode whose BatchNorm statistics are not the defaults (as after stage 1)."""
     torch.manual_seed(seed)
-    model = resnet32(C, head=head)
+    model = resnet32(C, head=head).train()
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -80,6 +80,7 @@ def test_crt_trains_only_a_reinitialised_head_and_the_encoder_stays_bit_identica
     encoder_before, head_before = _snapshot(model.encoder), _snapshot(model.head)
     plan = prepare_crt(model, "resnet32")
     assert plan.method == "crt" and plan.sampler == "class_aware" and plan.frozen == [model.encoder]
+    assert not model.encoder.training  # frozen parts are in eval mode from the start
     assert {id(p) for p in plan.trainable} == {id(p) for p in model.head.parameters()}
     assert all(not p.requires_grad for p in model.encoder.parameters())
     assert all(p.requires_grad for p in model.head.parameters())
@@ -148,8 +149,10 @@ def test_lws_starts_as_the_trained_model_and_trains_only_the_scales(head):
     with torch.no_grad():
         logits_before = model(x)
     before = _snapshot(model)
+    model.train()
     plan = prepare_lws(model)
     assert isinstance(model.head, LearnableWeightScaling) and plan.sampler == "class_aware"
+    assert plan.frozen == [model.encoder, model.head.head] and not any(m.training for m in plan.frozen)
     assert [id(p) for p in plan.trainable] == [id(model.head.scales)]
     assert [n for n, p in model.named_parameters() if p.requires_grad] == ["head.scales"]
     assert torch.equal(model.head.scales, torch.ones(C))
