@@ -13,8 +13,18 @@ from ltrank.losses.base import EpochContext
 from ltrank.models import CifarResNetEncoder, CosineHead, resnet32
 from ltrank.models.classifier import Classifier
 from ltrank.models.timm_adapter import build_timm
-from ltrank.rebalance import LearnableWeightScaling, prepare_crt, prepare_lws, reinit_head
-from ltrank.registry import NEEDS_COSINE_HEAD, NEEDS_EPOCH_START, NEEDS_FEATURES, USES_CLASS_WEIGHTS
+from ltrank.rebalance import (
+    LearnableWeightScaling,
+    prepare_crt,
+    prepare_lws,
+    reinit_head,
+)
+from ltrank.registry import (
+    NEEDS_COSINE_HEAD,
+    NEEDS_EPOCH_START,
+    NEEDS_FEATURES,
+    USES_CLASS_WEIGHTS,
+)
 
 C = 4
 COUNTS = [24, 12, 6, 3]
@@ -200,7 +210,9 @@ def test_every_registered_loss_trains_the_stage_and_leaves_the_frozen_parts_alon
         loss.set_class_weights(loss.target_weights)
     if spec.has(NEEDS_EPOCH_START):
         images, labels = _data()
-        batches = lambda: [(images[:20].float() / 255, labels[:20]), (images[20:].float() / 255, labels[20:])]  # noqa: E731
+        def batches():
+            return [(images[:20].float() / 255, labels[:20]), (images[20:].float() / 255, labels[20:])]
+
         loss.epoch_start(EpochContext(1, 1, model, batches, torch.device("cpu")))
     values = _run_steps(plan, loss, steps=4, features=spec.has(NEEDS_FEATURES))
     assert all(torch.isfinite(torch.tensor(values)))

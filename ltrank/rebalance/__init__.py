@@ -28,9 +28,16 @@ from ltrank.rebalance.posthoc import PosthocResult, Split, build_posthoc
 from ltrank.rebalance.schedule import cosine_stage_lr
 from ltrank.rebalance.spec import PosthocSpec, parse_posthoc
 from ltrank.rebalance.stage import StagePlan
-from ltrank.rebalance.tau_norm import TAU_GRID, TauSelection, select_tau, tau_normalize, tau_normalized_head
+from ltrank.rebalance.tau_norm import (
+    TAU_GRID,
+    TauSelection,
+    select_tau,
+    tau_normalize,
+    tau_normalized_head,
+)
 
 __all__ = [
+    "TAU_GRID",
     "LearnableWeightScaling",
     "LogitAdjusted",
     "NCMHead",
@@ -38,7 +45,6 @@ __all__ = [
     "PosthocSpec",
     "Split",
     "StagePlan",
-    "TAU_GRID",
     "TauSelection",
     "adjust_logits",
     "build_posthoc",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
@@ -21,7 +20,12 @@ from ltrank.rebalance.logit_adjust import LogitAdjusted, class_prior
 from ltrank.rebalance.ncm import NCMHead, class_means
 from ltrank.rebalance.spec import PosthocSpec, format_tau
 from ltrank.rebalance.stage import check_classifier
-from ltrank.rebalance.tau_norm import TAU_GRID, check_linear_head, select_tau, tau_normalized_head
+from ltrank.rebalance.tau_norm import (
+    TAU_GRID,
+    check_linear_head,
+    select_tau,
+    tau_normalized_head,
+)
 
 
 @dataclass(frozen=True)
@@ -42,12 +46,12 @@ class PosthocResult:
 
     model: nn.Module
     label: str
-    tau: Optional[float]
-    tau_scores: Optional[dict[float, float]] = None
+    tau: float | None
+    tau_scores: dict[float, float] | None = None
 
 
 def build_posthoc(spec: PosthocSpec, model: nn.Module, *, class_counts: Sequence[int], device: torch.device,
-                  train: Optional[Split] = None, validation: Optional[Split] = None, batch_size: int = 1000,
+                  train: Split | None = None, validation: Split | None = None, batch_size: int = 1000,
                   logit_scale: float = 1.0) -> PosthocResult:
     """Apply ``spec`` to trained ``model`` (a Classifier on ``device``; it is not modified).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 from ltrank.errors import LtrankError, did_you_mean
 
@@ -18,7 +18,7 @@ class PosthocSpec:
     """One post-hoc adjustment; ``tau`` None means "pick on validation" (tau-norm) or unused (ncm)."""
 
     kind: PosthocKind
-    tau: Optional[float] = None
+    tau: float | None = None
 
     @property
     def label(self) -> str:
