@@ -19,6 +19,10 @@ class CosineHead(nn.Module):
         self.in_features = in_features
         self.out_features = num_classes
         self.weight = nn.Parameter(torch.empty(num_classes, in_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw fresh class vectors (also used by classifier re-training, ``ltrank.rebalance``)."""
         # As the LDAM reference's NormedLinear: uniform(-1, 1), then every class vector scaled to
         # norm 1. The logits ignore the norm, but SGD steps on the direction shrink as 1/norm^2.
         nn.init.uniform_(self.weight, -1.0, 1.0)
