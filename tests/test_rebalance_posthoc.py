@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from ltrank.data.augment import normalize
+from ltrank.data.batches import normalize
+from ltrank.engine.device import to_model_layout
 from ltrank.errors import LtrankError
 from ltrank.models import resnet32
 from ltrank.models.classifier import Classifier
@@ -238,7 +239,7 @@ def test_extract_features_uses_the_test_transform_in_eval_mode_and_restores_the_
     assert model.training and model.encoder.training
     model.eval()
     with torch.no_grad():
-        assert torch.allclose(feats, model.encoder(normalize(images)), rtol=1e-5, atol=1e-5)
+        assert torch.allclose(feats, model.encoder(to_model_layout(normalize(images))), rtol=1e-5, atol=1e-5)
     assert torch.equal(ys, labels)
 
 

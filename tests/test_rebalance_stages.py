@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ltrank.data.augment import train_transform
+from ltrank.data.batches import train_transform
 from ltrank.data.samplers import class_aware_indices
 from ltrank.errors import LtrankError
 from ltrank.losses.base import EpochContext
@@ -21,10 +21,9 @@ from ltrank.rebalance import (
 )
 from ltrank.registry import (
     NEEDS_COSINE_HEAD,
-    NEEDS_EPOCH_START,
     NEEDS_FEATURES,
-    USES_CLASS_WEIGHTS,
 )
+from ltrank.schedules import Fixed
 
 C = 4
 COUNTS = [24, 12, 6, 3]
@@ -190,7 +189,7 @@ def test_lws_scales_multiply_each_class_logit():
 
 # ----------------------------------------------------------------------------------- any loss, any backbone
 def _loss_names() -> list[str]:
-    from ltrank.registries import LOSSES
+    from ltrank.catalog import LOSSES
 
     return LOSSES.names()
 
@@ -198,7 +197,7 @@ def _loss_names() -> list[str]:
 @pytest.mark.parametrize("method", ["crt", "lws"])
 @pytest.mark.parametrize("loss_name", _loss_names())
 def test_every_registered_loss_trains_the_stage_and_leaves_the_frozen_parts_alone(method, loss_name):
-    from ltrank.registries import LOSSES
+    from ltrank.catalog import LOSSES
 
     spec = LOSSES.get(loss_name)
     model = _trained_model("cosine" if spec.has(NEEDS_COSINE_HEAD) else "linear")
@@ -206,14 +205,13 @@ def test_every_registered_loss_trains_the_stage_and_leaves_the_frozen_parts_alon
     plan = prepare_crt(model, "resnet32") if method == "crt" else prepare_lws(model)
     trainable_before = [p.detach().clone() for p in plan.trainable]
     loss = LOSSES.build(loss_name, class_counts=COUNTS)
-    if spec.has(USES_CLASS_WEIGHTS):
-        loss.set_class_weights(loss.target_weights)
-    if spec.has(NEEDS_EPOCH_START):
+    if hasattr(loss, "epoch_start"):  # the one epoch hook: class weights from the schedule, DRO-LT centroids
         images, labels = _data()
+
         def batches():
             return [(images[:20].float() / 255, labels[:20]), (images[20:].float() / 255, labels[20:])]
 
-        loss.epoch_start(EpochContext(1, 1, model, batches, torch.device("cpu")))
+        loss.epoch_start(EpochContext(1, 1, schedule=Fixed(), model=model, feature_batches=batches))
     values = _run_steps(plan, loss, steps=4, features=spec.has(NEEDS_FEATURES))
     assert all(torch.isfinite(torch.tensor(values)))
     _assert_identical(encoder_before, model.encoder, "encoder.")

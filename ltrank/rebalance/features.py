@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ltrank.data.augment import iterate_batches
-from ltrank.engine.evaluation import autocast_for, to_model_layout
+from ltrank.data.batches import iterate_batches
+from ltrank.engine.device import autocast_for, to_model_layout
 
 
 @torch.no_grad()
@@ -24,7 +24,7 @@ def extract_features(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     try:
         for x, y in iterate_batches(images, labels, batch_size, shuffle=False, drop_last=False, device=device):
             with autocast_for(device):
-                feats.append(encoder(to_model_layout(x, device)).float())
+                feats.append(encoder(to_model_layout(x)).float())
             ys.append(y)
     finally:
         encoder.train(was_training)
