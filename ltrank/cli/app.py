@@ -86,5 +86,5 @@ def _root(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (also ``python -m ltrank``)."""
+    app(prog_name="ltrank")
