@@ -237,14 +237,17 @@ def _source_of(checkpoint: Path, record: Optional[RunRecord]) -> InitSource:
                       seed=record.seed, finished_at=record.finished_at, epochs=len(record.history))
 
 
-def resolve_init_from(spec: str, out: Path, seed: int, overrides: Iterable[str] = ()) -> InitChoice:
+def resolve_init_from(spec: str, out: Path, seed: int, overrides: Iterable[str] = (),
+                      recipe_dir: Optional[Path] = None) -> InitChoice:
     """The checkpoint ``train.init_from`` names (``{seed}`` is replaced by the run seed).
 
-    ``recipe:NAME`` means a finished run of recipe NAME with this seed under ``out``. The choice
-    rule: the run whose config hash is that of NAME resolved with this run's own ``--set``
-    overrides (those that apply to NAME) wins; else a single finished run is used and its
-    differences from NAME are named; several runs and none matching is an error listing them.
-    A path is a checkpoint file or a run folder.
+    ``recipe:NAME`` means a finished run of recipe NAME with this seed under ``out``. Recipe NAME
+    is ``recipe_dir/NAME.toml`` when that file exists (the folder of the recipe that names it),
+    else the shipped recipe NAME. The choice rule: the run whose config hash is that of NAME
+    resolved with this run's own ``--set`` overrides (or without them, when they do not apply
+    to NAME) wins, and any other finished runs are named; else a single finished run is used
+    and its differences from NAME are named; several runs and none matching is an error
+    listing them. A path is a checkpoint file or a run folder.
     """
     spec = spec.replace("{seed}", str(seed))
     if not spec.startswith("recipe:"):
@@ -269,7 +272,8 @@ def resolve_init_from(spec: str, out: Path, seed: int, overrides: Iterable[str] 
             f"train.init_from: no finished run of {name} with seed {seed} under {out}; first run "
             f"'ltrank train --recipe {name} --seed {seed} --out {out}', or pass --set train.init_from=PATH"
         )
-    expected = _expected_hash(name, overrides)
+    target = _recipe_ref(name, recipe_dir)
+    expected = _expected_hash(target, overrides)
     matching = [(p, r) for p, r in runs if r.config_hash == expected]
     others = [(p, r) for p, r in runs if r.config_hash != expected]
     if matching:
@@ -279,15 +283,22 @@ def resolve_init_from(spec: str, out: Path, seed: int, overrides: Iterable[str] 
         return InitChoice(path, _source_of(path, record), notes)
     if len(runs) == 1:
         path, record = runs[0]
-        diff = _differences(record.recipe, name, overrides)
+        diff = _differences(record.recipe, target, overrides)
         note = (f"the run of {name} used ({path.parent}) was trained with settings that differ from the recipe "
                 f"{name}: {diff}" if diff else "")
         return InitChoice(path, _source_of(path, record), [note] if note else [])
-    listing = "; ".join(f"{p.parent} ({_differences(r.recipe, name, overrides) or 'same settings'})" for p, r in runs)
+    listing = "; ".join(f"{p.parent} ({_differences(r.recipe, target, overrides) or 'same settings'})" for p, r in runs)
     raise LtrankError(
         f"train.init_from: {len(runs)} finished runs of {name} seed {seed} under {out} and none has the recipe's "
         f"own settings: {listing}; pass one with --set train.init_from=PATH"
     )
+
+
+def _recipe_ref(name: str, recipe_dir: Optional[Path]) -> str:
+    """A recipe file beside the naming recipe, else the shipped name."""
+    if recipe_dir is not None and (Path(recipe_dir) / f"{name}.toml").is_file():
+        return str(Path(recipe_dir) / f"{name}.toml")
+    return name
 
 
 def _expected(name: str, overrides: Iterable[str]):

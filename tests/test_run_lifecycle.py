@@ -331,3 +331,56 @@ def test_a_real_signal_interrupts_cleanly_and_resume_is_bit_identical(tmp_path, 
                                   "--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert _comparable(load_record(record_path)) == _comparable(whole)
+
+
+# ------------------------------------------------------------------ provenance of init_from (issue 9.9)
+STAGES = ('[train]\nbatch_size = 8\ninit_from = "recipe:tiny-ce"\n'
+          '[[train.stages]]\nepochs = 1\nlr = 0.005\nweight_decay = 1e-4\ntrainable = "encoder"\n')
+
+
+def test_init_from_names_the_run_it_used_and_never_picks_silently(tmp_path):
+    out = tmp_path / "runs"
+    ce_path = tiny_recipe(tmp_path, epochs=2)
+    smoke = load_recipe(str(ce_path), ["train.max_batches_per_epoch=1"])
+    train_one(smoke, seed=0, out=out, device=CPU)
+    drolt = load_recipe(str(tiny_recipe(tmp_path, "tiny-drolt", 'name = "drolt"', train=STAGES)))
+
+    # one finished run, not the recipe's own settings: used, and the difference is said
+    notices: list[str] = []
+    record = train_one(drolt, seed=0, out=out, device=CPU,
+                       callback=lambda e: notices.append(e.message) if isinstance(e, Notice) else None)
+    src = record.init_from
+    assert (src.recipe_name, src.config_hash, src.seed, src.epochs) == ("tiny-ce", smoke.config_hash, 0, 2)
+    assert src.path == str(run_dir_for(out, smoke, 0) / "checkpoint.pt") and src.finished_at
+    assert any(n.startswith(f"starting from tiny-ce seed 0 [{smoke.config_hash}], 2 epochs") for n in notices)
+    assert any("train.max_batches_per_epoch 1 (recipe: None)" in n for n in notices), notices
+
+    # the recipe's own run exists too: it wins, the other is named
+    ce = load_recipe(str(ce_path))
+    train_one(ce, seed=0, out=out, device=CPU)
+    from ltrank.run_folder import resolve_init_from
+
+    choice = resolve_init_from("recipe:tiny-ce", out, 0, recipe_dir=tmp_path)
+    assert choice.source.config_hash == ce.config_hash
+    assert choice.notes and str(run_dir_for(out, smoke, 0)) in choice.notes[0]
+
+    # several runs, none with the recipe's settings: refused, all named
+    other = load_recipe(str(ce_path), ["train.lr=0.05"])
+    train_one(other, seed=0, out=out, device=CPU)
+    import shutil
+
+    shutil.rmtree(run_dir_for(out, ce, 0))
+    with pytest.raises(LtrankError, match="2 finished runs of tiny-ce seed 0.*none has the recipe's own settings") as err:
+        resolve_init_from("recipe:tiny-ce", out, 0, recipe_dir=tmp_path)
+    assert "train.lr 0.05 (recipe: 0.1)" in str(err.value) and "train.max_batches_per_epoch 1" in str(err.value)
+
+
+def test_init_from_with_overrides_prefers_the_run_trained_with_the_same_overrides(tmp_path):
+    from ltrank.run_folder import resolve_init_from
+
+    out = tmp_path / "runs"
+    ce_path = tiny_recipe(tmp_path, epochs=1)
+    for overrides in ([], ["train.lr=0.05"]):
+        train_one(load_recipe(str(ce_path), overrides), seed=0, out=out, device=CPU)
+    chosen = resolve_init_from("recipe:tiny-ce", out, 0, ["train.lr=0.05"], recipe_dir=tmp_path)
+    assert chosen.source.config_hash == load_recipe(str(ce_path), ["train.lr=0.05"]).config_hash

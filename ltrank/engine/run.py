@@ -134,7 +134,8 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
     _check_same_data(existing, info, folder.path)
     init = None
     if not existing.has_checkpoint and recipe.recipe.train.init_from:
-        init = resolve_init_from(recipe.recipe.train.init_from, out, seed, recipe.overrides)
+        init = resolve_init_from(recipe.recipe.train.init_from, out, seed, recipe.overrides,
+                                 recipe_dir=Path(recipe.source).parent)
     init_model = ckpt.load_checkpoint(init.checkpoint)["model"] if init is not None else None
     stop = StopRequest()
     trainer = Trainer(recipe.recipe, data, seed=seed, device=device, callback=callback, init_model=init_model,
