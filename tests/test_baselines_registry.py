@@ -81,7 +81,9 @@ def test_show_loss_documents_each_parameter_with_paper_and_default(name):
     result = CliRunner().invoke(app, ["show", "loss", name], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
     assert f"paper: {LOSSES.get(name).paper}" in result.output
-    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 2}
+    lines = result.output.splitlines()  # `name: type = default (constraints)`, then the description
+    rows = {line.split(":")[0].strip(): line + lines[i + 1] for i, line in enumerate(lines)
+            if line.startswith("  ") and not line.startswith("      ")}
     for field_name, field in LOSSES.get(name).params.model_fields.items():
         default = repr(field.default) if isinstance(field.default, str) else str(field.default)
         assert field_name in rows, f"{name}.{field_name} not shown"
