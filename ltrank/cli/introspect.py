@@ -145,7 +145,7 @@ def _show(plural_name: str, name: str) -> None:
     width = wrap_width(console)
     header = f"{name} ({registry.kind})" + (f": {spec.label}" if spec.label else "")
     print_lines(console, wrapped(header, width, "", "  "), style="bold")
-    print_lines(console, wrapped(spec.description, width))
+    print_lines(console, wrapped(spec.description, width) + [""])
     origin = "built-in" if record is None else (
         f"{record.distribution} {record.version} (entry point {record.name} = {record.value})")
     print_lines(console, wrapped(origin, width, "from: ", "  "))
@@ -154,7 +154,7 @@ def _show(plural_name: str, name: str) -> None:
     print_lines(console, wrapped(", ".join(sorted(spec.capabilities)) or "none", width, "capabilities: ", "  "))
     # The params schema's docstring is internal (NoParams says "Params schema of ..."): the Spec's
     # description and each field's description are the documentation, for every kind alike.
-    print_lines(console, param_lines(spec.params, RECIPE_TABLE[registry.kind], width))
+    print_lines(console, [""] + param_lines(spec.params, RECIPE_TABLE[registry.kind], width))
 
 
 def param_lines(params: type[BaseModel], recipe_table: str, width: int | None) -> list[str]:
