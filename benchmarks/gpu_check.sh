@@ -70,7 +70,7 @@ if [ ! -f "${LTRANK_DATA_DIR:-/nonexistent}/cifar100-lt-pool.npz" ] && [ ! -d "$
   export LTRANK_DATA_DIR="$RUNS/data"
   mkdir -p "$LTRANK_DATA_DIR"
   "$PY" - "$LTRANK_DATA_DIR/cifar100-lt-pool.npz" <<'EOF'
-# A stand-in for the CIFAR-100 pool: 100 classes, the IR100 counts (METHOD.md section 1), random pixels.
+# A stand-in for the CIFAR-100 pool: 100 classes, the IR100 counts (docs/method.md section 1), random pixels.
 import sys
 import numpy as np
 rng = np.random.default_rng(0)

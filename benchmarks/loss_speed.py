@@ -49,7 +49,7 @@ RESULTS = Path(__file__).parent / "results" / "loss_speed.json"
 class LoopAPLoss(torch.autograd.Function):
     """Per-positive loop in the shape of the public aLRP / Rank & Sort ``APLoss`` code.
 
-    Same maths as METHOD.md section 5 (``formulation`` "thesis" or "interpolated"), same
+    Same maths as docs/method.md section 5 (``formulation`` "thesis" or "interpolated"), same
     identity-update gradient computed in the forward pass; computed in the logits' dtype as the
     public code does. Used only as the speed baseline (and cross-checked against the kernel).
     """

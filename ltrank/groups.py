@@ -1,4 +1,4 @@
-"""Class groups, declared once (METHOD.md section 2): every command, record and table uses these.
+"""Class groups, declared once (docs/method.md section 2): every command, record and table uses these.
 
 - ``thirds``: Head / Body / Tail, equal thirds of the classes by training frequency with the
   remainder going to the head (``numpy.array_split``: CIFAR-10 4/3/3, CIFAR-100 34/33/33). The

@@ -1,4 +1,4 @@
-"""Per-class accuracy and the metrics of one evaluated epoch (METHOD.md section 2).
+"""Per-class accuracy and the metrics of one evaluated epoch (docs/method.md section 2).
 
 Per-class accuracy is the source of truth; the group accuracies of every scheme in
 :mod:`ltrank.groups` are derived from it and stored beside it, so tables can use any scheme later.

@@ -74,7 +74,7 @@ class StageConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """METHOD.md section 3 protocol; defaults are the thesis settings."""
+    """docs/method.md section 3 protocol; defaults are the thesis settings."""
 
     epochs: int = Field(200, gt=0, description="training epochs (with stages: their sum, filled in when resolved)")
     batch_size: int = Field(128, gt=0, description="images per batch (drop_last)")
@@ -106,7 +106,7 @@ class TrainConfig(_Section):
 
 class EvalConfig(_Section):
     groups: SchemeName = Field(
-        "thirds", description="class groups 'ltrank eval' and 'ltrank compare' show by default (METHOD.md section 2); "
+        "thirds", description="class groups 'ltrank eval' and 'ltrank compare' show by default (docs/method.md section 2); "
         "display only, not part of the config hash")
     every: int = Field(1, gt=0, description="evaluate on the test set every this many epochs (and after the last)")
     batch_size: int = Field(1000, gt=0, description="images per evaluation batch")

@@ -3,7 +3,7 @@
 A record holds what is needed to trust and compare a run (DESIGN.md, "Contracts"): the resolved
 recipe and its config hash, the seed, the environment, the data it saw (fingerprint and class
 counts), the per-epoch history, last-epoch and best-epoch metrics with per-class accuracy (so the
-Head/Body/Tail groups of METHOD.md section 2 can be recomputed under any scheme), and timings.
+Head/Body/Tail groups of docs/method.md section 2 can be recomputed under any scheme), and timings.
 
 Accuracies are percentages (0-100), like the thesis tables. Records are written atomically
 (temp file in the same directory, fsync, ``os.replace``), so a crash never leaves half a file.
@@ -50,7 +50,7 @@ class Environment(_Strict):
 
 
 class DataInfo(_Strict):
-    """The long-tailed training set a run saw (METHOD.md section 1)."""
+    """The long-tailed training set a run saw (docs/method.md section 1)."""
 
     source_name: str = Field(..., description="dataset name, e.g. 'cifar10' or 'cifar100'")
     source_kind: str = Field(..., description="how it was read: 'torchvision', 'npz', 'folder', ...")

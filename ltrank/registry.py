@@ -48,13 +48,20 @@ class NoParams(BaseModel):
 
 @dataclass(frozen=True)
 class Spec:
-    """What a registry knows about one entry. Plugins expose an instance of this."""
+    """What a registry knows about one entry. Plugins expose an instance of this.
+
+    ``description``: what it is, one sentence or a short paragraph (lists show its first clause).
+    ``paper``: the publication it implements, shown by ``ltrank show``. ``capabilities``: flags
+    from :data:`CAPABILITIES` telling the trainer what the entry needs. ``label``: a short
+    display name (``"Balanced Softmax"``) for listings; empty means the registry name alone.
+    """
 
     factory: Callable[..., Any]
     description: str
     params: type[BaseModel] = NoParams
     paper: str = ""
     capabilities: frozenset[str] = frozenset()
+    label: str = ""
 
     def __post_init__(self) -> None:
         if self.params.model_config.get("extra") != "forbid":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ltrank.metrics import make_metrics
 from ltrank.records import DataInfo, Environment, EpochStats, RunRecord
 
-CIFAR10_IR100 = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]  # METHOD.md section 1
+CIFAR10_IR100 = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]  # docs/method.md section 1
 
 
 def make_record(

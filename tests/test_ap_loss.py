@@ -1,4 +1,4 @@
-"""AP Loss, CB Delta and CB Primary Term (METHOD.md section 5) against a float64 loop reference.
+"""AP Loss, CB Delta and CB Primary Term (docs/method.md section 5) against a float64 loop reference.
 
 The reference below loops over every (positive, score) pair with Python floats, following the
 equations as written: no sorting, no prefix sums, nothing shared with the fast kernel.
@@ -27,7 +27,7 @@ def step(x: float, delta: float) -> float:
 
 
 def reference_ap(logits, targets, delta=1.0, class_weights=None, formulation="thesis"):
-    """(loss, [B][C] gradient) of METHOD.md section 5 by direct loops over all pairs."""
+    """(loss, [B][C] gradient) of docs/method.md section 5 by direct loops over all pairs."""
     rows = logits.tolist()
     ys = [int(t) for t in targets.tolist()]
     num_classes = logits.shape[1]

@@ -1,4 +1,4 @@
-"""DRO-LT (METHOD.md section 6): loop reference, hand-computed toy, centroids, gradients."""
+"""DRO-LT (docs/method.md section 6): loop reference, hand-computed toy, centroids, gradients."""
 
 from __future__ import annotations
 

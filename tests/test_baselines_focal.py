@@ -1,4 +1,4 @@
-"""Focal and CB Focal (METHOD.md section 6) against a float64 per-sample, per-class loop."""
+"""Focal and CB Focal (docs/method.md section 6) against a float64 per-sample, per-class loop."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""LDAM / LDAM-DRW and the weighted-mean CE convention (METHOD.md section 6) against loops."""
+"""LDAM / LDAM-DRW and the weighted-mean CE convention (docs/method.md section 6) against loops."""
 
 from __future__ import annotations
 

@@ -81,7 +81,9 @@ def test_show_loss_documents_each_parameter_with_paper_and_default(name):
     result = CliRunner().invoke(app, ["show", "loss", name], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
     assert f"paper: {LOSSES.get(name).paper}" in result.output
-    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 2}
+    lines = result.output.splitlines()  # `name: type = default (constraints)`, then the description
+    rows = {line.split(":")[0].strip(): line + lines[i + 1] for i, line in enumerate(lines)
+            if line.startswith("  ") and not line.startswith("      ")}
     for field_name, field in LOSSES.get(name).params.model_fields.items():
         default = repr(field.default) if isinstance(field.default, str) else str(field.default)
         assert field_name in rows, f"{name}.{field_name} not shown"
@@ -91,11 +93,11 @@ def test_show_loss_documents_each_parameter_with_paper_and_default(name):
 def test_shipped_baseline_recipes_use_the_method_md_settings():
     """CB Focal: Bag of Tricks' per-dataset beta/gamma with the 'fixed' schedule; LDAM-DRW: drw,
     beta 0.9999 and the cosine head; DRO-LT: 80 + 20 epochs, lr 0.005 / 0.01, wd 1e-4, class-aware
-    classifier stage (METHOD.md section 6)."""
+    classifier stage (docs/method.md section 6)."""
     from ltrank.losses import CB_FOCAL_CONFIGS
     from ltrank.recipe import load_recipe
 
-    expected_cb = {  # METHOD.md section 6, written out independently of CB_FOCAL_CONFIGS
+    expected_cb = {  # docs/method.md section 6, written out independently of CB_FOCAL_CONFIGS
         "cifar10-ir100": (0.9999, 1.0), "cifar100-ir100": (0.9, 1.0),
         "cifar10-ir50": (0.9999, 2.0), "cifar100-ir50": (0.99, 1.0),
     }

@@ -1,4 +1,4 @@
-"""Long-tail construction (METHOD.md section 1) against the reference sizes and a naive loop."""
+"""Long-tail construction (docs/method.md section 1) against the reference sizes and a naive loop."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ltrank.errors import LtrankError
 
 
 def test_exp_counts_match_the_published_cifar10_ir100_sizes():
-    # The ten sizes quoted in METHOD.md section 1 for CIFAR-10-LT IR 100.
+    # The ten sizes quoted in docs/method.md section 1 for CIFAR-10-LT IR 100.
     assert class_counts(5000, 10, 100, "exp") == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
 
 

@@ -60,7 +60,7 @@ def test_train_writes_finished_records_with_per_class_metrics(tiny):
     for rec in records:
         assert rec.status == "finished" and rec.finished_at is not None
         assert len(rec.history) == 2 and rec.final.epoch == 2
-        assert rec.data.class_counts == [24, 15, 9, 6]  # int(24 * (1/4) ** (c/3)), METHOD.md section 1
+        assert rec.data.class_counts == [24, 15, 9, 6]  # int(24 * (1/4) ** (c/3)), docs/method.md section 1
         assert len(rec.final.per_class) == 4 and set(rec.final.groups) == {"thirds", "shots"}
     assert records[0].config_hash == records[1].config_hash  # the seed is not part of the hash
 

@@ -1,4 +1,4 @@
-"""The learning rate per epoch (METHOD.md section 3) and the phases of staged recipes."""
+"""The learning rate per epoch (docs/method.md section 3) and the phases of staged recipes."""
 
 from __future__ import annotations
 

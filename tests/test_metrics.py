@@ -1,4 +1,4 @@
-"""Per-class accuracy and the Head/Body/Tail and shot groups (METHOD.md section 2)."""
+"""Per-class accuracy and the Head/Body/Tail and shot groups (docs/method.md section 2)."""
 
 from __future__ import annotations
 

@@ -93,7 +93,7 @@ def test_cli_lists_failed_plugins_and_keeps_working(plugin_module, monkeypatch):
         runner = CliRunner()
         listed = runner.invoke(app, ["list", "losses"], env={"COLUMNS": "250"})
         assert listed.exit_code == 0, listed.output
-        assert "failed plugins" in listed.output and "no_such_module_xyz" in listed.output
+        assert "1 failed plugin:" in listed.output and "no_such_module_xyz" in listed.output
         assert "good" in listed.output
         shown = runner.invoke(app, ["show", "loss", "broken"])
         assert shown.exit_code == 2

@@ -21,7 +21,7 @@ from ltrank.cli.recipe_toml import to_toml
 DATASETS = ["cifar10-ir50", "cifar10-ir100", "cifar100-ir50", "cifar100-ir100"]
 METHODS = ["ce", "focal", "cbfocal", "ldam", "ldam-drw", "drolt", "ap", "cbdelta", "cbdelta-divide",
            "cbdelta-progressive", "cbprimary", "cbprimary-progressive"]
-# METHOD.md section 6: CB Focal (beta, gamma) of the Bag of Tricks configs.
+# docs/method.md section 6: CB Focal (beta, gamma) of the Bag of Tricks configs.
 CB_FOCAL = {"cifar10-ir100": (0.9999, 1.0), "cifar100-ir100": (0.9, 1.0),
             "cifar10-ir50": (0.9999, 2.0), "cifar100-ir50": (0.99, 1.0)}
 # recipe method -> (loss name, schedule, head, ap_cb_delta mode)

@@ -20,7 +20,7 @@ def test_make_metrics_groups_by_hand():
     m = make_metrics(3, PER_CLASS, CIFAR10_IR100)
     assert m.per_class == pytest.approx([90, 80, 70, 60, 50, 40, 30, 20, 10, 0])
     assert m.top1 == pytest.approx(45.0)
-    thirds = m.groups["thirds"]  # 4/3/3 (METHOD.md section 2)
+    thirds = m.groups["thirds"]  # 4/3/3 (docs/method.md section 2)
     assert thirds["Head"] == pytest.approx((90 + 80 + 70 + 60) / 4)
     assert thirds["Body"] == pytest.approx((50 + 40 + 30) / 3)
     assert thirds["Tail"] == pytest.approx((20 + 10 + 0) / 3)

@@ -1,4 +1,4 @@
-"""The shipped thesis numbers (METHOD.md section 7): structure, spot values, and internal consistency."""
+"""The shipped thesis numbers (docs/method.md section 7): structure, spot values, and internal consistency."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_average_only_rows_have_no_groups_and_others_are_complete():
 
 @pytest.mark.parametrize(("ds", "method"), list(_complete_rows()))
 def test_average_equals_thirds_weighted_groups(ds, method):
-    """Average = class-weighted mean of Head/Body/Tail with np.array_split thirds (METHOD.md section 2).
+    """Average = class-weighted mean of Head/Body/Tail with np.array_split thirds (docs/method.md section 2).
 
     Every complete row satisfies this to 0.02 (the thesis rounds to 0.01), which also checks
     the transcription: a mistyped digit in any of the four numbers would break it."""

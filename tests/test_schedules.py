@@ -1,4 +1,4 @@
-"""Effective-number weights and weighting schedules against closed forms (METHOD.md section 4)."""
+"""Effective-number weights and weighting schedules against closed forms (docs/method.md section 4)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_cb_weights_closed_form_and_sum(beta):
 
 
 def test_cb_weights_values_quoted_in_method():
-    # METHOD.md section 5: beta 0.99 -> head x0.78, rarest x1.98; 0.9999 -> x0.05 and x3.99
+    # docs/method.md section 5: beta 0.99 -> head x0.78, rarest x1.98; 0.9999 -> x0.05 and x3.99
     w = class_balanced_weights(CIFAR10_IR100, 0.99)
     assert round(float(w[0]), 2) == 0.78 and round(float(w[-1]), 2) == 1.98
     w = class_balanced_weights(CIFAR10_IR100, 0.9999)

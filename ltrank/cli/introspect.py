@@ -1,8 +1,13 @@
-"""`ltrank list ...`, `ltrank show ...` and `ltrank --version`: what is installed and how to use it."""
+"""`ltrank list ...`, `ltrank show ...` and `ltrank --version`: what is installed and how to use it.
+
+Readable at 80 columns and in pipes: lists are tables whose descriptions are shortened to their
+first sentence or clause (``show`` gives the full text), ``show`` prints wrapped ``key: value``
+lines, words are never split, and text from specs, plugins and recipes is never parsed as rich
+markup. See :mod:`ltrank.cli.console` for the width rules.
+"""
 
 from __future__ import annotations
 
-import fnmatch
 import platform
 from typing import Annotated, Any, Literal, Optional, get_args, get_origin
 
@@ -10,51 +15,86 @@ import typer
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from ltrank.registry import PluginRecord, Registry, natural_key
+from ltrank.cli.console import make_console, print_lines, wrap_width, wrapped
+from ltrank.registry import PluginRecord, Registry, Spec, natural_key
+from ltrank.text import name_matches, plural, summary
 
 list_app = typer.Typer(help="List registered losses, backbones, schedules or recipes.", no_args_is_help=True)
 show_app = typer.Typer(help="Show one loss, backbone or schedule with its parameters.", no_args_is_help=True)
 
-Pattern = Annotated[Optional[str], typer.Argument(help="fnmatch pattern, e.g. 'ap*'")]
+Pattern = Annotated[
+    Optional[str],
+    typer.Argument(help="Part of a name (e.g. 'cbdelta'), or an fnmatch pattern with * ? [ ] (e.g. 'ap*'); case is ignored."),
+]
+
+# Descriptions in lists: registry entries have paragraphs, recipes one line by contract.
+SUMMARY_CHARS = 80
+RECIPE_SUMMARY_CHARS = 120
+# Where a component's params go in a recipe, shown by `show`.
+RECIPE_TABLE = {"loss": "[loss.params]", "backbone": "[model.params]", "schedule": "[schedule.params]"}
 
 
-def _registry(plural: str) -> Registry:
+def _registry(plural_name: str) -> Registry:
     from ltrank.catalog import REGISTRIES
 
-    return REGISTRIES[plural]
+    return REGISTRIES[plural_name]
 
 
-def _console() -> Console:
-    return Console(soft_wrap=False)
-
-
-def _list_registry(plural: str, pattern: str | None) -> None:
-    registry = _registry(plural)
-    records = registry.plugins(load=True)  # importing here shows broken plugins as failed
-    names = registry.names(pattern or "*")
-    table = Table(title=f"{registry.kind_plural} ({len(names)})", title_justify="left")
-    for column in ("name", "description", "capabilities", "from"):
-        table.add_column(column, overflow="fold")
-    for name in names:
-        spec = registry.get(name)
-        table.add_row(escape(name), escape(spec.description), ", ".join(sorted(spec.capabilities)) or "-", registry.origin(name))
-    console = _console()
-    console.print(table)
-    failed = [r for r in records if r.error and fnmatch.fnmatch(r.name, pattern or "*")]
-    if failed:
-        console.print(_failed_table(failed))
-
-
-def _failed_table(records: list[PluginRecord]) -> Table:
-    table = Table(title="failed plugins", title_justify="left", style="red")
-    for column in ("name", "distribution", "version", "entry point", "error"):
-        table.add_column(column, overflow="fold")
-    for r in records:
-        table.add_row(*(escape(v) for v in (r.name, r.distribution, r.version, r.value, r.error or "")))
+def _list_table(first: str) -> Table:
+    table = Table(title_justify="left")
+    table.add_column(first, no_wrap=True, overflow="ellipsis")
+    table.add_column("description", overflow="ellipsis", min_width=20)
     return table
+
+
+def _print_title(console: Console, text: str) -> None:
+    console.print(Text(text, style="bold"), soft_wrap=True)
+
+
+def _labelled(spec: Spec) -> str:
+    """The description, led by the Spec's display label when it does not already start with it."""
+    if spec.label and not spec.description.lower().startswith(spec.label.lower()):
+        return f"{spec.label}: {spec.description}"
+    return spec.description
+
+
+def _short_origin(record: PluginRecord | None) -> str:
+    """'built-in' or 'distribution version' (the entry point is shown by `show`)."""
+    return "built-in" if record is None else f"{record.distribution} {record.version}"
+
+
+def _list_registry(plural_name: str, pattern: str | None) -> None:
+    registry = _registry(plural_name)
+    records = registry.plugins(load=True)  # importing here shows broken plugins as failed
+    usable = {r.name: r for r in records if not r.error}
+    names = [n for n in registry.names() if name_matches(n, pattern)]
+    console = make_console()
+    matching = f" matching {pattern!r}" if pattern else ""
+    _print_title(console, plural(len(names), registry.kind, registry.kind_plural) + matching)
+    if names:
+        table = _list_table("name")
+        table.add_column("from", overflow="ellipsis")
+        for name in names:
+            spec = registry.get(name)
+            table.add_row(Text(name), Text(summary(_labelled(spec), SUMMARY_CHARS)), Text(_short_origin(usable.get(name))))
+        console.print(table)
+        print_lines(console, wrapped(f"details: ltrank show {registry.kind} NAME", wrap_width(console)), style="dim")
+    failed = [r for r in records if r.error and name_matches(r.name, pattern)]
+    if failed:
+        _print_failed(console, failed)
+
+
+def _print_failed(console: Console, records: list[PluginRecord]) -> None:
+    """Each failed plugin: name, distribution, version and entry point, then its error."""
+    width = wrap_width(console)
+    print_lines(console, [plural(len(records), "failed plugin") + ":"], style="bold red")
+    for r in records:
+        print_lines(console, wrapped(f"{r.name}: {r.distribution} {r.version}, entry point {r.name} = {r.value}",
+                                     width, "  ", "    "))
+        print_lines(console, wrapped(r.error or "", width, "    ", "    "), style="red")
 
 
 @list_app.command("losses")
@@ -78,49 +118,61 @@ def list_schedules(pattern: Pattern = None) -> None:
 @list_app.command("recipes")
 def list_recipes(pattern: Pattern = None) -> None:
     """Recipes shipped with ltrank (use them as `ltrank train --recipe NAME`)."""
-    from ltrank.recipe import find_recipe, read_toml, shipped_recipes
+    from ltrank.recipe import read_toml, recipes_dir, shipped_recipes
 
-    names = sorted(fnmatch.filter(shipped_recipes(), pattern or "*"), key=natural_key)
-    table = Table(title=f"recipes ({len(names)})", title_justify="left")
-    table.add_column("name")
-    table.add_column("description", overflow="fold")
-    for name in names:
-        table.add_row(name, escape(str(read_toml(find_recipe(name)).get("description", ""))))
-    _console().print(table)
+    names = sorted((n for n in shipped_recipes() if name_matches(n, pattern)), key=natural_key)
+    console = make_console()
+    matching = f" matching {pattern!r}" if pattern else ""
+    _print_title(console, plural(len(names), "recipe") + matching)
+    if names:
+        table = _list_table("name")
+        for name in names:
+            description = str(read_toml(recipes_dir() / f"{name}.toml").get("description", ""))
+            table.add_row(Text(name), Text(summary(description, RECIPE_SUMMARY_CHARS)))
+        console.print(table)
+        print_lines(console, wrapped("use: ltrank train --recipe NAME", wrap_width(console)), style="dim")
 
 
-def _show(plural: str, name: str) -> None:
-    registry = _registry(plural)
+def _show(plural_name: str, name: str) -> None:
+    registry = _registry(plural_name)
     spec = registry.get(name)
-    if plural == "backbones" and name.startswith("timm/") and registry.origin(name) == "built-in":
+    if plural_name == "backbones" and name.startswith("timm/") and registry.plugin_record(name) is None:
         from ltrank.models.timm_adapter import check_timm_model
 
         check_timm_model(name[len("timm/"):])  # the namespace entry answers any name; timm knows
-    console = _console()
-    console.print(f"[bold]{escape(name)}[/bold]  ({registry.kind}, {escape(registry.origin(name))})")
-    console.print(escape(spec.description))
+    record = next((r for r in registry.plugins(load=False) if r.name == name and not r.error), None)
+    console = make_console()
+    width = wrap_width(console)
+    header = f"{name} ({registry.kind})" + (f": {spec.label}" if spec.label else "")
+    print_lines(console, wrapped(header, width, "", "  "), style="bold")
+    print_lines(console, wrapped(spec.description, width) + [""])
+    origin = "built-in" if record is None else (
+        f"{record.distribution} {record.version} (entry point {record.name} = {record.value})")
+    print_lines(console, wrapped(origin, width, "from: ", "  "))
     if spec.paper:
-        console.print(f"paper: {escape(spec.paper)}")
-    if spec.capabilities:
-        console.print("capabilities: " + ", ".join(sorted(spec.capabilities)))
-    if spec.params.__doc__ and spec.params.__doc__.strip() and spec.params.__doc__ != BaseModel.__doc__:
-        console.print(escape(spec.params.__doc__.strip()))
-    console.print(params_table(spec.params))
+        print_lines(console, wrapped(spec.paper, width, "paper: ", "  "))
+    print_lines(console, wrapped(", ".join(sorted(spec.capabilities)) or "none", width, "capabilities: ", "  "))
+    # The params schema's docstring is internal (NoParams says "Params schema of ..."): the Spec's
+    # description and each field's description are the documentation, for every kind alike.
+    print_lines(console, [""] + param_lines(spec.params, RECIPE_TABLE[registry.kind], width))
 
 
-def params_table(params: type[BaseModel]) -> Table:
-    """One row per parameter: name, type, default, constraints, description."""
-    table = Table(title="parameters", title_justify="left")
-    for column in ("name", "type", "default", "constraints"):
-        table.add_column(column, overflow="fold", max_width=24)
-    table.add_column("description", overflow="fold", ratio=1)
+def param_lines(params: type[BaseModel], recipe_table: str, width: int | None) -> list[str]:
+    """One entry per parameter: ``name: type = default (constraints)``, then its description.
+
+    Defaults are shown as the literal a recipe would hold (``5000``, ``'multiply'``), without
+    thousands separators, so they can be copied.
+    """
     if not params.model_fields:
-        table.add_row("-", "", "", "", "no parameters")
+        return ["parameters: none"]
+    lines = [f"parameters ({recipe_table} in a recipe):"]
     for field_name, info in params.model_fields.items():
-        default = "required" if info.default is PydanticUndefined else repr(info.default)
-        cells = (field_name, _type_name(info.annotation), default, _constraints(info.metadata), info.description or "")
-        table.add_row(*(escape(c) for c in cells))
-    return table
+        default = "required" if info.default is PydanticUndefined else f"= {info.default!r}"
+        constraints = _constraints(info.metadata)
+        signature = f"{field_name}: {_type_name(info.annotation)} {default}" + (f" ({constraints})" if constraints else "")
+        lines += wrapped(signature, width, "  ", "      ")
+        lines += wrapped(info.description or "(no description)", width, "      ", "      ")
+    return lines
 
 
 def _type_name(annotation: Any) -> str:
@@ -147,7 +199,7 @@ def _constraints(metadata: list[Any]) -> str:
 
 @show_app.command("loss")
 def show_loss(name: Annotated[str, typer.Argument(help="loss name, see `ltrank list losses`")]) -> None:
-    """A loss: description, paper, capabilities and its parameters."""
+    """A loss: description, origin, paper, capabilities and its parameters."""
     _show("losses", name)
 
 

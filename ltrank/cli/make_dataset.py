@@ -7,13 +7,18 @@ from typing import Annotated, Optional
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from ltrank.cli.console import make_console, print_lines, wrap_width, wrapped
 from ltrank.data import DatasetConfig, load_longtailed
 from ltrank.data.manifest import matplotlib_available, plot_class_counts, split_stem, write_manifest
 from ltrank.errors import LtrankError
 from ltrank.groups import SCHEMES, group_classes
+from ltrank.text import count
+
+#: Where manifests and charts go unless --out says otherwise (relative to the working directory).
+DEFAULT_OUT = Path("datasets")
 
 
 def command(
@@ -28,11 +33,14 @@ def command(
         Optional[Path],
         typer.Option(help="Where CIFAR files or pools are; default $LTRANK_DATA_DIR, else ~/.cache/ltrank/data."),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the manifest JSON and the PNG chart.")] = Path("."),
+    out: Annotated[
+        Path,
+        typer.Option(help="Folder for the split manifest (JSON) and the chart (PNG), created if missing; relative to the current folder."),
+    ] = DEFAULT_OUT,
     groups: Annotated[str, typer.Option(help="Class groups shown: 'thirds' (Head/Body/Tail) or 'shots'.")] = "thirds",
     plot: Annotated[bool, typer.Option(help="Save a PNG bar chart of the class counts (needs matplotlib).")] = True,
 ) -> None:
-    """Build the long-tailed training set of METHOD.md section 1 and write its split manifest."""
+    """Build the long-tailed training set of docs/method.md section 1 and write its split manifest."""
     if groups not in SCHEMES:
         raise LtrankError(f"unknown --groups {groups!r}; use {' or '.join(SCHEMES)}")
     try:
@@ -51,38 +59,42 @@ def command(
     except OSError as exc:
         raise LtrankError(f"--out {out}: cannot write the manifest there ({exc.strerror or exc}); choose a writable folder") from None
 
-    console = Console()
-    console.print(_table(data.manifest, members))
-    if data.source.note:
-        console.print(f"note: {data.source.note}", markup=False)
-    console.print(f"manifest: {manifest_path}", markup=False, soft_wrap=True)
+    console = make_console()
+    width = wrap_width(console)
+    manifest = data.manifest
+    title = f"{manifest.source.name}: {manifest.profile} profile, IR {manifest.imbalance_ratio:g}, seed {manifest.seed}"
+    print_lines(console, wrapped(title, width, "", "  "), style="bold")
+    console.print(_table(manifest, members))
+    src = manifest.source
+    source = f"{src.kind} {src.path} (sha256 {src.fingerprint[:12]}...), selection rule {manifest.selection_rule}"
+    print_lines(console, wrapped(source, width, "source: ", "  "))
+    if src.note:
+        print_lines(console, wrapped(src.note, width, "note: ", "  "))
+    print_lines(console, [f"manifest: {manifest_path}"])
     if not plot:
         return
     if not matplotlib_available():
-        console.print("note: no chart saved: matplotlib is not installed (pip install 'ltrank[plot]')", markup=False)
+        print_lines(console, wrapped("no chart saved: matplotlib is not installed (pip install 'ltrank[plot]')",
+                                     width, "note: ", "  "))
         return
-    chart = plot_class_counts(data.manifest, members, out / f"{stem}.png")
-    console.print(f"chart: {chart}", markup=False, soft_wrap=True)
+    chart = plot_class_counts(manifest, members, out / f"{stem}.png")
+    print_lines(console, [f"chart: {chart}"])
 
 
 def _table(manifest, members: dict[str, list[int]]) -> Table:
     group_of = {c: name for name, classes in members.items() for c in classes}
-    src = manifest.source
-    table = Table(
-        title=f"{src.name}: {manifest.profile} profile, IR {manifest.imbalance_ratio:g}, seed {manifest.seed}",
-        caption=f"{src.kind} {src.path} (sha256 {src.fingerprint[:12]}...), rule {manifest.selection_rule}",
-    )
+    table = Table()
     for header in ("label", "class", "train", "source", "test", "group"):
         table.add_column(header, justify="right" if header in ("label", "train", "source", "test") else "left")
     for c, name in enumerate(manifest.class_names):
         table.add_row(
-            str(c), name, f"{manifest.class_counts[c]:,}", f"{manifest.source_class_counts[c]:,}",
-            f"{manifest.test_class_counts[c]:,}", group_of[c],
+            str(c), Text(name), count(manifest.class_counts[c]), count(manifest.source_class_counts[c]),
+            count(manifest.test_class_counts[c]), group_of[c],
         )
     sizes = ", ".join(f"{name} {len(classes)}" for name, classes in members.items())
     table.add_section()
     table.add_row(
-        "", "total", f"{sum(manifest.class_counts):,}", f"{sum(manifest.source_class_counts):,}",
-        f"{sum(manifest.test_class_counts):,}", sizes,
+        "", "total", count(sum(manifest.class_counts)), count(sum(manifest.source_class_counts)),
+        count(sum(manifest.test_class_counts)), sizes,
     )
     return table

@@ -92,7 +92,7 @@ def command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, print the resolved recipe (TOML) and its config hash, and stop.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the resolved recipe as JSON.")] = False,
 ) -> None:
-    """Train a recipe (METHOD.md section 3 protocol) and write one run record per seed."""
+    """Train a recipe (docs/method.md section 3 protocol) and write one run record per seed."""
     from ltrank.cli.recipe_toml import to_toml
     from ltrank.engine.device import prepare_backend, resolve_device
     from ltrank.engine.run import run_dir_for

@@ -2,8 +2,8 @@
 
 Runs are grouped by config hash (same resolved recipe, any seed); each group becomes one row
 with the mean and sample standard deviation (ddof=1) over its runs of Average and the groups of
-a scheme (:mod:`ltrank.groups`), computed from the stored per-class accuracies (METHOD.md
-section 2). The thesis reports the LAST epoch (METHOD.md section 3), so that is the default;
+a scheme (:mod:`ltrank.groups`), computed from the stored per-class accuracies (docs/method.md
+section 2). The thesis reports the LAST epoch (docs/method.md section 3), so that is the default;
 ``metric="best"`` uses each run's best epoch instead and says so. Runs that did not finish are
 left out, with a note.
 """

@@ -1,4 +1,4 @@
-"""Long-tailed datasets: sources, the METHOD.md section 1 construction, batched augmentation."""
+"""Long-tailed datasets: sources, the docs/method.md section 1 construction, batched augmentation."""
 
 from ltrank.data import batches
 from ltrank.data.config import DatasetConfig, SourceInfo, SplitManifest

@@ -1,4 +1,4 @@
-"""Batched, seeded image transforms on uint8 CIFAR-style batches (METHOD.md section 1).
+"""Batched, seeded image transforms on uint8 CIFAR-style batches (docs/method.md section 1).
 
 The training transform is the reference one -- zero-pad 4 pixels, random 32x32 crop, horizontal
 flip with p = 0.5, normalise -- done for a whole batch with one gather on the batch's device
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import torch
 
-#: Per-channel normalisation constants used for both CIFAR-10 and CIFAR-100 (METHOD.md section 1).
+#: Per-channel normalisation constants used for both CIFAR-10 and CIFAR-100 (docs/method.md section 1).
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2023, 0.1994, 0.2010)
 PADDING = 4
@@ -62,7 +62,7 @@ def crop_flip(
 
 
 def train_transform(images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """The training augmentation of METHOD.md section 1 on a uint8 batch; returns float32."""
+    """The training augmentation of docs/method.md section 1 on a uint8 batch; returns float32."""
     top, left, flip = draw_crop_flip(images.shape[0], generator)
     return normalize(crop_flip(images, top, left, flip))
 

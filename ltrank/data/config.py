@@ -27,7 +27,7 @@ class DatasetConfig(BaseModel):
     )
     imbalance_ratio: float = Field(
         100.0, ge=1.0,
-        description="n_max / n_min of the constructed training set (METHOD.md section 1); ignored by 'asis'.",
+        description="n_max / n_min of the constructed training set (docs/method.md section 1); ignored by 'asis'.",
     )
     profile: Literal["exp", "step", "asis"] = Field(
         "exp",

@@ -52,7 +52,7 @@ class LongTailedData:
 
 def load_longtailed(cfg: DatasetConfig, data_dir: Path | None = None) -> LongTailedData:
     """Read ``cfg.source`` (data dir: argument, else $LTRANK_DATA_DIR, else the cache folder)
-    and build its long-tailed training subset (METHOD.md section 1)."""
+    and build its long-tailed training subset (docs/method.md section 1)."""
     return build_longtailed(load_source(cfg, data_dir), cfg)
 
 

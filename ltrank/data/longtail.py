@@ -1,4 +1,4 @@
-"""Long-tailed subset construction (METHOD.md section 1, the "Cao" construction).
+"""Long-tailed subset construction (docs/method.md section 1, the "Cao" construction).
 
 Pure functions: :func:`class_counts` gives the per-class target sizes of a profile, and
 :func:`select_indices` picks that many training rows per class with one

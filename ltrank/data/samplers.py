@@ -1,4 +1,4 @@
-"""Class-aware sampling for DRO-LT's classifier stage (METHOD.md section 6).
+"""Class-aware sampling for DRO-LT's classifier stage (docs/method.md section 6).
 
 Shen et al.'s scheme as DRO-LT uses it: draw a class uniformly among the classes that have
 training images, then an image of that class uniformly, independently for every draw (with

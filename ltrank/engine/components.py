@@ -72,7 +72,7 @@ def freeze_for_phase(model: nn.Module, which: str) -> list[nn.Module]:
 def build_optimizer(model: nn.Module, loss: nn.Module, phase: Phase, recipe: Recipe) -> torch.optim.SGD:
     """SGD (Nesterov) over the model's unfrozen parameters and the loss's parameters.
 
-    Weight decay applies to every parameter (METHOD.md section 3), the loss's included.
+    Weight decay applies to every parameter (docs/method.md section 3), the loss's included.
     """
     train = recipe.train
     weight_decay = phase.stage.weight_decay if phase.stage is not None else train.weight_decay

@@ -1,4 +1,4 @@
-"""Test-set evaluation: top-1 and per-class accuracy (METHOD.md section 2)."""
+"""Test-set evaluation: top-1 and per-class accuracy (docs/method.md section 2)."""
 
 from __future__ import annotations
 

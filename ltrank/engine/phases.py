@@ -1,10 +1,10 @@
-"""Learning rate per epoch (METHOD.md section 3) and the training phases of a recipe.
+"""Learning rate per epoch (docs/method.md section 3) and the training phases of a recipe.
 
 Epochs are 1-indexed. Without ``[[train.stages]]`` the whole run is one phase with the
 protocol schedule: linear warm-up from ``lr * warmup_start_factor`` at epoch 1 to ``lr`` at
 epoch ``warmup_epochs``, then ``lr`` multiplied by ``gamma`` at each milestone epoch (the
 milestone epoch itself already uses the lower rate). With stages, each stage is a phase with a
-constant learning rate (the DRO-LT procedure, METHOD.md section 6).
+constant learning rate (the DRO-LT procedure, docs/method.md section 6).
 """
 
 from __future__ import annotations

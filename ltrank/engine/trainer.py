@@ -1,4 +1,4 @@
-"""The training loop of METHOD.md section 3 (plus the stages of section 6 for DRO-LT).
+"""The training loop of docs/method.md section 3 (plus the stages of section 6 for DRO-LT).
 
 Per epoch: pick the phase (new optimiser at a phase's first epoch), set the learning rate,
 call the loss's epoch hook (``loss.epoch_start(ctx)``: the loss consults the weighting schedule

@@ -1,4 +1,4 @@
-"""The AP-loss family of the thesis as ``nn.Module`` losses (METHOD.md sections 4-5).
+"""The AP-loss family of the thesis as ``nn.Module`` losses (docs/method.md sections 4-5).
 
 * ``ap`` (:class:`APLoss`): AP Loss with the identity update, eqs. 3.5-3.11 and 3.20.
 * ``ap_cb_delta`` (:class:`CBDeltaAPLoss`): CB Delta, section 3.2, eqs. 3.21-3.22: positive i
@@ -52,7 +52,7 @@ _BETA_HELP = (
 
 
 class APLoss(nn.Module):
-    """AP Loss with the identity update (thesis eqs. 3.5-3.11, 3.20; METHOD.md section 5).
+    """AP Loss with the identity update (thesis eqs. 3.5-3.11, 3.20; docs/method.md section 5).
 
     ``loss(logits, targets)`` ranks all B*C logits of the batch globally: each image's true-class
     logit is a positive and every other logit a negative. ``class_counts`` is accepted (and

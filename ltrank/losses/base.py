@@ -24,7 +24,7 @@ from ltrank.losses.class_weights import class_balanced_weights
 
 
 class WeightingSchedule(Protocol):
-    """What a loss consults for its class weights (METHOD.md section 4; ``ltrank.schedules``)."""
+    """What a loss consults for its class weights (docs/method.md section 4; ``ltrank.schedules``)."""
 
     def weights(self, epoch: int, total_epochs: int, target: torch.Tensor) -> torch.Tensor:
         """The [C] weights in force at ``epoch`` (1-indexed) of ``total_epochs``, given the

@@ -1,4 +1,4 @@
-"""Cross-entropy (METHOD.md section 6), optionally class-weighted."""
+"""Cross-entropy (docs/method.md section 6), optionally class-weighted."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Effective-number class weights (Cui et al. 2019), METHOD.md section 4."""
+"""Effective-number class weights (Cui et al. 2019), docs/method.md section 4."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DRO-LT feature-stage loss (METHOD.md section 6), registered as ``drolt``.
+"""DRO-LT feature-stage loss (docs/method.md section 6), registered as ``drolt``.
 
 Weighted CE plus the distributionally robust centroid loss, with learnable per-class radii
 (an ``nn.Parameter`` of the loss: the trainer adds loss parameters to the optimiser) and class
@@ -91,10 +91,10 @@ class DROLTLoss(nn.Module):
 
 class DROLTParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    temperature: float = Field(1.0, gt=0.0, description="divides the centroid scores before the batch-wise log-softmax (METHOD.md: 1.0)")
+    temperature: float = Field(1.0, gt=0.0, description="divides the centroid scores before the batch-wise log-softmax (docs/method.md: 1.0)")
     ce_weighting: Literal["count_ratio", "none"] = Field(
         "count_ratio",
-        description="class weights of the CE term: 'count_ratio' = n_c / n_max (METHOD.md / DRO-LT code), 'none' = plain CE",
+        description="class weights of the CE term: 'count_ratio' = n_c / n_max (docs/method.md / DRO-LT code), 'none' = plain CE",
     )
 
 

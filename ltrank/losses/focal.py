@@ -1,4 +1,4 @@
-"""Focal and Class-Balanced Focal losses (METHOD.md section 6), registered as ``focal`` / ``cb_focal``."""
+"""Focal and Class-Balanced Focal losses (docs/method.md section 6), registered as ``focal`` / ``cb_focal``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ltrank.registry import NEEDS_CLASS_WEIGHTS, USES_CLASS_WEIGHTS, Registry, S
 FOCAL_PAPER = "Lin et al., Focal Loss for Dense Object Detection, ICCV 2017 (sigmoid form as in Zhang et al., Bag of Tricks for Long-Tailed Visual Recognition, AAAI 2021)"
 CB_PAPER = "Cui et al., Class-Balanced Loss Based on Effective Number of Samples, CVPR 2019"
 
-#: Bag of Tricks' CB Focal settings per long-tailed CIFAR variant (METHOD.md section 6).
+#: Bag of Tricks' CB Focal settings per long-tailed CIFAR variant (docs/method.md section 6).
 #: Keys are ``<dataset>-ir<imbalance ratio>``; recipes state these values explicitly.
 CB_FOCAL_CONFIGS: dict[str, dict[str, float]] = {
     "cifar10-ir100": {"beta": 0.9999, "gamma": 1.0},

@@ -1,4 +1,4 @@
-"""LDAM and LDAM-DRW (METHOD.md section 6), registered as ``ldam``.
+"""LDAM and LDAM-DRW (docs/method.md section 6), registered as ``ldam``.
 
 LDAM-DRW is ``ldam`` with the ``drw`` weighting schedule; plain LDAM uses the ``none`` schedule.
 """

@@ -24,7 +24,7 @@ class ResNetParams(BaseModel):
 
 
 def resnet32(num_classes: int, head: str = "linear") -> Classifier:
-    """ResNet-32 of METHOD.md section 3 with a ``head`` classifier on the 64-d pooled features."""
+    """ResNet-32 of docs/method.md section 3 with a ``head`` classifier on the 64-d pooled features."""
     encoder = CifarResNetEncoder(blocks_per_stage=5)
     classifier = make_head(head, encoder.out_features, num_classes)
     if isinstance(classifier, nn.Linear):
@@ -35,7 +35,7 @@ def resnet32(num_classes: int, head: str = "linear") -> Classifier:
 def register(registry: Registry) -> None:
     registry.register(
         "resnet32",
-        Spec(resnet32, "ResNet-32 for 32x32 images, option-A shortcuts, ~0.46 M parameters (METHOD.md section 3)",
+        Spec(resnet32, "ResNet-32 for 32x32 images, option-A shortcuts, ~0.46 M parameters (docs/method.md section 3)",
              params=ResNetParams, paper="He et al., Deep Residual Learning for Image Recognition, CVPR 2016"),
     )
     registry.register(

@@ -8,7 +8,7 @@ from torch import nn
 
 
 class CosineHead(nn.Module):
-    """Cosine-similarity classifier for LDAM (METHOD.md section 6).
+    """Cosine-similarity classifier for LDAM (docs/method.md section 6).
 
     Features and class weight vectors are L2-normalised and there is no bias, so every logit is
     a cosine similarity in [-1, 1]. The loss (e.g. LDAM) applies its own scale ``s``.

@@ -1,4 +1,4 @@
-"""ResNet-32 for 32x32 images (He et al. 2016, CIFAR variant), METHOD.md section 3.
+"""ResNet-32 for 32x32 images (He et al. 2016, CIFAR variant), docs/method.md section 3.
 
 conv3x3(3->16) + BN + ReLU; three stages of 5 basic blocks (16, 32, 64 channels; strides
 1, 2, 2); option-A shortcuts (subsample + zero-pad channels, no parameters); global average

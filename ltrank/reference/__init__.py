@@ -1,6 +1,6 @@
 """Published reference numbers shipped with ltrank, for ``ltrank compare --reference``.
 
-``thesis.json`` holds every number of METHOD.md section 7 (the thesis's Tables 4.1-4.12: mean
+``thesis.json`` holds every number of docs/method.md section 7 (the thesis's Tables 4.1-4.12: mean
 and std over 3 runs of Average/Head/Body/Tail top-1, null where the thesis gives none) and the
 other published anchors with their sources. Rows are keyed by dataset (``cifar10-ir100``) and
 method, the method key being the recipe-name suffix (``cifar10-ir100-cbdelta`` -> ``cbdelta``).

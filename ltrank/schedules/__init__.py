@@ -1,4 +1,4 @@
-"""Weighting schedules (METHOD.md section 4): how much of a loss's class-balanced weights is in
+"""Weighting schedules (docs/method.md section 4): how much of a loss's class-balanced weights is in
 force at each epoch. The weight formula itself lives with the losses
 (:mod:`ltrank.losses.class_weights`); a loss consults its schedule at every epoch start."""
 

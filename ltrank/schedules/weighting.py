@@ -1,4 +1,4 @@
-"""Weighting schedules (METHOD.md section 4): the per-class weights in force at epoch t of T.
+"""Weighting schedules (docs/method.md section 4): the per-class weights in force at epoch t of T.
 
 A schedule never computes class-balanced weights itself: the loss owns its ``target`` weights
 (from its beta and the class counts) and the schedule says how much of them applies at epoch t.

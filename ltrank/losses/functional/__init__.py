@@ -1,4 +1,4 @@
-"""Loss kernels as plain functions, so each can be tested in isolation (METHOD.md sections 5-6)."""
+"""Loss kernels as plain functions, so each can be tested in isolation (docs/method.md sections 5-6)."""
 
 from ltrank.losses.functional.ap import ap_loss
 from ltrank.losses.functional.drolt import drolt_loss

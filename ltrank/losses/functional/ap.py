@@ -1,4 +1,4 @@
-"""Exact identity-update AP Loss without the dense |P| x |N| matrix (METHOD.md section 5).
+"""Exact identity-update AP Loss without the dense |P| x |N| matrix (docs/method.md section 5).
 
 The B*C logits of a batch are one global ranking: the positives P are the entries (b, y_b), every
 other entry is a negative. Positive i compares itself with every score s through the step
@@ -55,7 +55,7 @@ def ap_loss(
             ``w[y_i]`` while the normaliser stays |P| (CB Primary Term, eq. 3.25).
         formulation: ``"thesis"`` (eqs. 3.5-3.11, 3.20, 3.24-3.28; rank+ includes the positive
             itself with H(0) = 1/2) or ``"interpolated"`` (the interpolated AP of the public
-            Rank & Sort / aLRP code; METHOD.md section 5).
+            Rank & Sort / aLRP code; docs/method.md section 5).
 
     Returns:
         A scalar: the loss (float64 for float64 logits, float32 otherwise). Its backward puts

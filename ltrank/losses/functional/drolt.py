@@ -1,4 +1,4 @@
-"""DRO-LT's distributionally robust centroid loss (Samuel & Chechik 2021; METHOD.md section 6)."""
+"""DRO-LT's distributionally robust centroid loss (Samuel & Chechik 2021; docs/method.md section 6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sigmoid focal loss as Bag of Tricks runs it, with optional CB weights (METHOD.md section 6)."""
+"""Sigmoid focal loss as Bag of Tricks runs it, with optional CB weights (docs/method.md section 6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""LDAM: label-distribution-aware margins on a cosine classifier (Cao et al. 2019; METHOD.md section 6)."""
+"""LDAM: label-distribution-aware margins on a cosine classifier (Cao et al. 2019; docs/method.md section 6)."""
 
 from __future__ import annotations
 
