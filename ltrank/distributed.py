@@ -89,32 +89,26 @@ def gather_equal(tensors: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
     return out
 
 
+_MAX_DIMS = 8
+
+
 def _check_same_shapes(tensors: Sequence[torch.Tensor], device: torch.device) -> None:
-    meta = torch.tensor([d for t in tensors for d in (t.ndim, *t.shape)], dtype=torch.long, device=device)
-    length = torch.tensor([meta.numel()], dtype=torch.long, device=device)
-    lengths = [torch.empty_like(length) for _ in range(world_size())]
-    dist.all_gather(lengths, length)
-    if len({int(x) for x in lengths}) == 1:
-        metas = [torch.empty_like(meta) for _ in range(world_size())]
-        dist.all_gather(metas, meta)
-        if all(torch.equal(m, meta) for m in metas):
-            return
-        shapes = "; ".join(f"rank {r}: {_shapes_text(m.tolist())}" for r, m in enumerate(metas))
-    else:
-        shapes = "the ranks pass different numbers of dimensions"
+    """One all-gather of every rank's shapes; raises the same LtrankError on every rank if they differ."""
+    if any(t.ndim > _MAX_DIMS for t in tensors):
+        raise ValueError(f"gather_equal takes tensors of at most {_MAX_DIMS} dimensions")
+    meta = torch.tensor([[t.ndim, *t.shape, *[0] * (_MAX_DIMS - t.ndim)] for t in tensors], dtype=torch.long,
+                        device=device)
+    metas = [torch.empty_like(meta) for _ in range(world_size())]
+    dist.all_gather(metas, meta)
+    if all(torch.equal(m, meta) for m in metas):
+        return
+    shapes = "; ".join(
+        f"rank {r}: " + ", ".join(str(tuple(row[1:1 + row[0]])) for row in m.tolist()) for r, m in enumerate(metas)
+    )
     raise LtrankError(
         f"distributed batch: the ranks hold slices of different shapes ({shapes}); give every rank "
         "batch_size / world_size rows (a batch size divisible by the number of processes)"
     )
-
-
-def _shapes_text(meta: list[int]) -> str:
-    shapes, i = [], 0
-    while i < len(meta):
-        ndim = meta[i]
-        shapes.append(str(tuple(meta[i + 1:i + 1 + ndim])))
-        i += 1 + ndim
-    return ", ".join(shapes)
 
 
 class _ScaleGrad(torch.autograd.Function):

@@ -249,4 +249,6 @@ def test_sync_bn_without_a_process_group_is_plain_batchnorm():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in synced.modules())
     x = torch.randn(6, 3, 8, 8)
     assert torch.equal(synced(x), plain(x))
+    # same state_dict keys and values: checkpoints load either way
+    assert list(synced.state_dict()) == list(plain.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(synced.state_dict().values(), plain.state_dict().values()))

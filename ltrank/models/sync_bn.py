@@ -5,9 +5,9 @@ of the rank's slice only, so the training step depends on the number of processe
 BatchNorm computes the batch mean and variance over the global batch instead; with it, a step
 of N processes on slices of a batch equals the single-process step on that batch.
 
-torch's ``nn.SyncBatchNorm`` runs only on GPU-like devices (it raises for CPU tensors). The
-subclass here keeps torch's implementation wherever torch runs it and adds the same computation
-for CPU tensors (the gloo backend), so that CPU runs and tests use the same setting.
+torch's ``nn.SyncBatchNorm`` runs only on GPU-like devices, and DDP refuses it in a CPU module.
+So a model on the CPU (gloo backend) gets :class:`GlobalBatchNorm`, the same computation written
+with torch.distributed's autograd-aware all-reduce; a model on a GPU gets torch's own layer.
 """
 
 from __future__ import annotations
@@ -16,52 +16,71 @@ import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
-from ltrank.distributed import is_distributed
+from ltrank.distributed import world_size
 
 
 def maybe_sync_bn(model: nn.Module, enabled: bool) -> nn.Module:
-    """``model`` with every BatchNorm layer synchronised over the process group when ``enabled``.
+    """``model`` with every BatchNorm layer synchronised over the default process group.
 
-    ``nn.SyncBatchNorm.convert_sync_batchnorm`` does the conversion (weights, running
-    statistics and flags carry over); each converted layer then becomes :class:`SyncBatchNorm`,
-    which adds a CPU path and no state. Call it before wrapping the model in
-    DistributedDataParallel. Not enabled: ``model`` unchanged. Without an initialised process
-    group, and in eval mode, the layers behave as plain BatchNorm.
+    Call it after moving the model to its device and before wrapping it in
+    DistributedDataParallel. A model whose parameters are on the CPU gets
+    :class:`GlobalBatchNorm` layers; any other gets ``nn.SyncBatchNorm.convert_sync_batchnorm``.
+    Weights and running statistics carry over (the same tensors), under the same state_dict
+    keys. Not ``enabled``: ``model`` unchanged. Without a process group of 2+ ranks, and in
+    eval mode, the layers compute exactly what plain BatchNorm computes.
     """
     if not enabled:
         return model
-    model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    for module in model.modules():
-        if type(module) is nn.SyncBatchNorm:
-            module.__class__ = SyncBatchNorm
-    return model
+    first = next(model.parameters(), None)
+    if first is not None and first.device.type != "cpu":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return _convert(model)
 
 
-class SyncBatchNorm(nn.SyncBatchNorm):
-    """``nn.SyncBatchNorm`` that also trains on CPU tensors under torch.distributed (gloo).
+def _convert(module: nn.Module) -> nn.Module:
+    out = module
+    if isinstance(module, _BatchNorm) and not isinstance(module, (nn.SyncBatchNorm, GlobalBatchNorm)):
+        out = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                              module.track_running_stats)
+        if module.affine:
+            out.weight, out.bias = module.weight, module.bias
+        out.running_mean, out.running_var = module.running_mean, module.running_var
+        out.num_batches_tracked = module.num_batches_tracked
+        out.train(module.training)
+    for name, child in module.named_children():
+        out.add_module(name, _convert(child))
+    return out
 
-    CPU path (training mode, process group initialised): per channel, the sums of x and x^2 and
-    the element count of this rank are accumulated in float64 and summed over the ranks by one
-    autograd-aware all-reduce; mean and biased variance normalise, the unbiased variance feeds
-    the running estimate (momentum as in ``nn.BatchNorm``). The all-reduce's backward sums the
-    ranks' gradients of the statistics, as torch's GPU implementation does, so each rank's input
-    gradient is that of the sum of all ranks' losses. Every other case is torch's own forward.
+
+class GlobalBatchNorm(_BatchNorm):
+    """BatchNorm over inputs [N, C, ...] whose training statistics span all ranks' batches.
+
+    Training mode with 2+ ranks: per channel, this rank's sums of x and x^2 and its element
+    count are accumulated in float64 and summed over the ranks by one autograd-aware all-reduce;
+    the mean and the biased variance normalise, the unbiased variance feeds the running estimate
+    (momentum as in ``nn.BatchNorm2d``). The all-reduce's backward sums the ranks' gradients of
+    the statistics, as torch's GPU implementation does, so each rank's input gradient is that of
+    the sum of all ranks' losses. Otherwise (eval mode, one process) it is plain BatchNorm.
     """
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (torch's argument name)
-        if self.training and input.device.type == "cpu" and is_distributed():
-            return self._cpu_forward(input)
+    def _check_input_dim(self, input: torch.Tensor) -> None:  # noqa: A002 (torch's argument name)
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
+        if self.training and world_size() > 1:
+            return self._global_forward(input)
         return super().forward(input)
 
-    def _cpu_forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _global_forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
         channels = x.shape[1]
         dims = [0, *range(2, x.ndim)]
         x64 = x.double()
         local = torch.cat([x64.sum(dims), x64.square().sum(dims), x64.new_tensor([x.numel() // channels])])
-        group = self.process_group if self.process_group is not None else dist.group.WORLD
-        total = dist_nn.all_reduce(local, group=group)
+        total = dist_nn.all_reduce(local, group=dist.group.WORLD)
         count = total[2 * channels]
         mean = total[:channels] / count
         var = (total[channels:2 * channels] / count - mean.square()).clamp_min(0.0)
@@ -80,7 +99,7 @@ class SyncBatchNorm(nn.SyncBatchNorm):
         factor = 0.0 if self.momentum is None else self.momentum
         if self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
-            if self.momentum is None:  # cumulative moving average, as nn.BatchNorm
+            if self.momentum is None:  # cumulative moving average, as nn.BatchNorm2d
                 factor = 1.0 / float(self.num_batches_tracked)
         unbiased = var * (count / max(count - 1.0, 1.0))
         self.running_mean.mul_(1.0 - factor).add_(mean.to(self.running_mean.dtype), alpha=factor)
