@@ -7,14 +7,14 @@ of N processes on slices of a batch equals the single-process step on that batch
 
 torch's ``nn.SyncBatchNorm`` runs only on GPU-like devices, and DDP refuses it in a CPU module.
 So a model on the CPU (gloo backend) gets :class:`GlobalBatchNorm`, the same computation written
-with torch.distributed's autograd-aware all-reduce; a model on a GPU gets torch's own layer.
+with torch.distributed's all-reduce (and its transpose, another all-reduce, in backward); a model
+on a GPU gets torch's own layer.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -58,7 +58,7 @@ class GlobalBatchNorm(_BatchNorm):
     """BatchNorm over inputs [N, C, ...] whose training statistics span all ranks' batches.
 
     Training mode with 2+ ranks: per channel, this rank's sums of x and x^2 and its element
-    count are accumulated in float64 and summed over the ranks by one autograd-aware all-reduce;
+    count are accumulated in float64 and summed over the ranks by one all-reduce (differentiable);
     the mean and the biased variance normalise, the unbiased variance feeds the running estimate
     (momentum as in ``nn.BatchNorm2d``). The all-reduce's backward sums the ranks' gradients of
     the statistics, as torch's GPU implementation does, so each rank's input gradient is that of
@@ -80,8 +80,8 @@ class GlobalBatchNorm(_BatchNorm):
         dims = [0, *range(2, x.ndim)]
         x64 = x.double()
         local = torch.cat([x64.sum(dims), x64.square().sum(dims), x64.new_tensor([x.numel() // channels])])
-        total = dist_nn.all_reduce(local, group=dist.group.WORLD)
-        count = total[2 * channels]
+        total = _AllReduceSum.apply(local)
+        count = total[2 * channels].detach()
         mean = total[:channels] / count
         var = (total[channels:2 * channels] / count - mean.square()).clamp_min(0.0)
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
@@ -104,3 +104,19 @@ class GlobalBatchNorm(_BatchNorm):
         unbiased = var * (count / max(count - 1.0, 1.0))
         self.running_mean.mul_(1.0 - factor).add_(mean.to(self.running_mean.dtype), alpha=factor)
         self.running_var.mul_(1.0 - factor).add_(unbiased.to(self.running_var.dtype), alpha=factor)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the ranks; the gradient of the sum for every rank is the sum of the ranks' gradients."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[override]
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):  # type: ignore[override]
+        grad = grad_output.clone()
+        dist.all_reduce(grad)
+        return grad
