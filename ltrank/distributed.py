@@ -138,7 +138,8 @@ def global_batch(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     itself, with its gradient multiplied by ``world_size`` (the DDP-averaging convention of this
     module). A loss computed on the result therefore has the single-process value, and the
     gradient of this rank's rows is ``world_size`` times the single-process gradient of those
-    rows. Not distributed (or one process): the inputs, unchanged.
+    rows. A collective: every rank must call it, in the same order. Not distributed (or one
+    process): the inputs, unchanged.
     """
     size = world_size()
     if size == 1:
