@@ -98,7 +98,7 @@ def _raw(**sections):
 
 def test_resolution_fills_every_default():
     r = resolve(_raw(loss={"name": "ap_cb_delta", "params": {"beta": 0.999}}, schedule={"name": "drw"}))
-    assert r.loss.params == {"delta": 1.0, "beta": 0.999, "mode": "multiply", "formulation": "thesis"}
+    assert r.loss.params == {"delta": 1.0, "beta": 0.999, "mode": "multiply", "formulation": "thesis", "scope": "global"}
     assert r.schedule.params == {"start_epoch": 161}
     assert r.model.params == {"head": "linear"}
     assert r.eval.groups == "thirds" and r.train.epochs == 200

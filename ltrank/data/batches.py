@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import torch
 
+from ltrank.data.sharding import shard_positions
+
 #: Per-channel normalisation constants used for both CIFAR-10 and CIFAR-100 (docs/method.md section 1).
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2023, 0.1994, 0.2010)
@@ -83,6 +85,8 @@ def iterate_batches(
     augment: bool = False,
     device: torch.device | str | None = None,
     order: torch.Tensor | None = None,
+    world_size: int = 1,
+    rank: int = 0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(x, y)`` batches: x float32 normalised [B, 3, H, W], y int64, both on ``device``.
 
@@ -91,6 +95,13 @@ def iterate_batches(
     device before the transform (4x less to copy); ``augment`` applies the training augmentation
     (the crops and flips of the whole epoch drawn at once from ``generator``),
     else only :func:`normalize` (the test transform).
+
+    Distributed training: with ``world_size`` > 1, ``batch_size`` is the global batch and this
+    yields rank ``rank``'s slice of each global batch (``batch_size / world_size`` rows, see
+    :mod:`ltrank.data.sharding`) with the crops and flips a single process draws for those rows;
+    every rank must pass the same seeded ``order``/``generator``. Needs full global batches
+    (``drop_last``, or a length that ``batch_size`` divides); a ``batch_size`` that
+    ``world_size`` does not divide is an :class:`~ltrank.errors.LtrankError`.
     """
     device = torch.device(device) if device is not None else images.device
     n = len(labels) if order is None else len(order)
@@ -102,6 +113,14 @@ def iterate_batches(
     order = order[:used].to(images.device)
     if augment:
         top, left, flip = (t.to(device) for t in draw_crop_flip(used, generator))
+    if world_size > 1:
+        if used % batch_size:
+            raise ValueError("sharded batches need full global batches: pass drop_last=True")
+        keep = shard_positions(used, batch_size, world_size, rank)
+        order = order[keep.to(order.device)]
+        if augment:
+            top, left, flip = (t[keep.to(device)] for t in (top, left, flip))
+        batch_size, used = batch_size // world_size, len(keep)
     for start in range(0, used, batch_size):
         stop = min(start + batch_size, used)
         # index_select: much faster than advanced indexing for whole-row gathers on CPU

@@ -22,6 +22,11 @@ beta explicitly.
 "multiply" follows eqs. 3.21-3.22 (w is largest for the rarest class, so tail positives get the
 larger delta), as sections 3.2 and 5 of the thesis describe; one sentence in its section 4.2
 says the opposite and is not followed.
+
+Distributed training (``scope``, docs/distributed.md): with ``"global"`` (default) each loss
+ranks the logits of all ranks' samples together through :func:`ltrank.distributed.global_batch`
+(the single-process loss and gradient, whatever the number of processes); ``"local"`` ranks each
+process's slice alone, as public ranking-loss code does per GPU. Not distributed, both are the same.
 """
 
 from __future__ import annotations
@@ -33,11 +38,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from ltrank.distributed import global_batch
 from ltrank.losses.base import ClassWeightedLoss
 from ltrank.losses.functional.ap import Formulation, ap_loss
 from ltrank.registry import NEEDS_CLASS_WEIGHTS, USES_CLASS_WEIGHTS, Registry, Spec
 
 THESIS = "Using a Ranking-Based Loss for Long-Tailed Visual Recognition (METU thesis, 2024)"
+
+#: Which rows an AP loss ranks under torch.distributed: all ranks' ("global") or its own ("local").
+Scope = Literal["global", "local"]
 
 _FORMULATION_HELP = (
     "'thesis': eqs. 3.5-3.11 as written (rank+ counts the positive itself with H(0) = 1/2, no "
@@ -45,6 +54,11 @@ _FORMULATION_HELP = (
     "(rank+ = 1 + others, running max of precision, kappa-scaled negative gradients)"
 )
 _DELTA_HELP = "step width of the piecewise-linear step H(x) = clip(x / (2 delta) + 1/2, 0, 1), eq. 3.5"
+_SCOPE_HELP = (
+    "under torch.distributed: 'global' ranks the logits of all processes' samples together (the "
+    "single-process result for any number of processes); 'local' ranks each process's slice alone "
+    "(per-GPU ranking, as public ranking-loss code does); identical when not distributed"
+)
 _BETA_HELP = (
     "effective-number beta of the class weights w_c = (1 - beta) / (1 - beta^n_c), rescaled to sum C; "
     "not stated in the thesis: 0.99 reproduced its CB Delta pattern on CIFAR-10-LT IR100, 0.9999 did not"
@@ -56,7 +70,7 @@ class APLoss(nn.Module):
 
     ``loss(logits, targets)`` ranks all B*C logits of the batch globally: each image's true-class
     logit is a positive and every other logit a negative. ``class_counts`` is accepted (and
-    ignored) so that every loss is built the same way.
+    ignored) so that every loss is built the same way. ``scope``: see the module docstring.
     """
 
     def __init__(
@@ -64,16 +78,19 @@ class APLoss(nn.Module):
         class_counts: Sequence[int] | torch.Tensor | None = None,
         delta: float = 1.0,
         formulation: Formulation = "thesis",
+        scope: Scope = "global",
     ) -> None:
         super().__init__()
         self.delta = delta
         self.formulation = formulation
+        self.scope = scope
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits, targets = _ranked_batch(logits, targets, self.scope)
         return ap_loss(logits, targets, delta=self.delta, formulation=self.formulation)
 
     def extra_repr(self) -> str:
-        return f"delta={self.delta}, formulation={self.formulation!r}"
+        return f"delta={self.delta}, formulation={self.formulation!r}, scope={self.scope!r}"
 
 
 class CBDeltaAPLoss(ClassWeightedLoss):
@@ -93,11 +110,13 @@ class CBDeltaAPLoss(ClassWeightedLoss):
         beta: float = 0.99,
         mode: Literal["multiply", "divide"] = "multiply",
         formulation: Formulation = "thesis",
+        scope: Scope = "global",
     ) -> None:
         super().__init__(class_counts, beta)
         self.delta = delta
         self.mode = mode
         self.formulation = formulation
+        self.scope = scope
 
     def class_deltas(self) -> torch.Tensor:
         """The [C] step widths in force: ``delta * w`` or ``delta / w``."""
@@ -106,10 +125,12 @@ class CBDeltaAPLoss(ClassWeightedLoss):
         return self.delta / self.class_weights
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits, targets = _ranked_batch(logits, targets, self.scope)
         return ap_loss(logits, targets, delta=self.class_deltas(), formulation=self.formulation)
 
     def extra_repr(self) -> str:
-        return f"delta={self.delta}, beta={self.beta}, mode={self.mode!r}, formulation={self.formulation!r}"
+        return (f"delta={self.delta}, beta={self.beta}, mode={self.mode!r}, formulation={self.formulation!r}, "
+                f"scope={self.scope!r}")
 
 
 class CBPrimaryAPLoss(ClassWeightedLoss):
@@ -126,24 +147,35 @@ class CBPrimaryAPLoss(ClassWeightedLoss):
         delta: float = 1.0,
         beta: float = 0.99,
         formulation: Formulation = "thesis",
+        scope: Scope = "global",
     ) -> None:
         super().__init__(class_counts, beta)
         self.delta = delta
         self.formulation = formulation
+        self.scope = scope
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits, targets = _ranked_batch(logits, targets, self.scope)
         return ap_loss(
             logits, targets, delta=self.delta, class_weights=self.class_weights, formulation=self.formulation
         )
 
     def extra_repr(self) -> str:
-        return f"delta={self.delta}, beta={self.beta}, formulation={self.formulation!r}"
+        return f"delta={self.delta}, beta={self.beta}, formulation={self.formulation!r}, scope={self.scope!r}"
+
+
+def _ranked_batch(logits: torch.Tensor, targets: torch.Tensor, scope: Scope) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows to rank: all ranks' (``"global"``, see :func:`global_batch`) or this rank's own."""
+    if scope == "global":
+        return global_batch(logits, targets)  # type: ignore[return-value]
+    return logits, targets
 
 
 class APParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     delta: float = Field(1.0, gt=0.0, allow_inf_nan=False, description=_DELTA_HELP)
     formulation: Formulation = Field("thesis", description=_FORMULATION_HELP)
+    scope: Scope = Field("global", description=_SCOPE_HELP)
 
 
 class CBDeltaParams(BaseModel):
@@ -156,6 +188,7 @@ class CBDeltaParams(BaseModel):
         "step (the thesis's method, eqs. 3.21-3.22); 'divide': delta_i = delta / w_c (its ablation)",
     )
     formulation: Formulation = Field("thesis", description=_FORMULATION_HELP)
+    scope: Scope = Field("global", description=_SCOPE_HELP)
 
 
 class CBPrimaryParams(BaseModel):
@@ -163,6 +196,7 @@ class CBPrimaryParams(BaseModel):
     delta: float = Field(1.0, gt=0.0, allow_inf_nan=False, description=_DELTA_HELP)
     beta: float = Field(0.99, ge=0.0, lt=1.0, description=_BETA_HELP)
     formulation: Formulation = Field("thesis", description=_FORMULATION_HELP)
+    scope: Scope = Field("global", description=_SCOPE_HELP)
 
 
 def register(registry: Registry) -> None:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from ltrank.distributed import global_batch
 from ltrank.losses.base import ClassWeightedLoss
 from ltrank.registry import USES_CLASS_WEIGHTS, Registry, Spec
 
@@ -17,7 +18,8 @@ class CrossEntropyLoss(ClassWeightedLoss):
 
     Weighted mean convention: ``sum_b w_{y_b} * ce_b / sum_b w_{y_b}`` (not divided by B).
     Weights are used only when ``weighted=True`` or a schedule hands new ones in; the default
-    weighting schedule for ``ce`` is ``none`` so plain CE is the default.
+    weighting schedule for ``ce`` is ``none`` so plain CE is the default. Under torch.distributed
+    the mean and its sum of weights run over the global batch (:func:`~ltrank.distributed.global_batch`).
     """
 
     def __init__(self, class_counts: Sequence[int] | torch.Tensor, beta: float = 0.9999, weighted: bool = False) -> None:
@@ -27,6 +29,7 @@ class CrossEntropyLoss(ClassWeightedLoss):
         self.weighted = weighted
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits, targets = global_batch(logits, targets)
         logits = logits if logits.dtype == torch.float64 else logits.float()  # bf16/fp16 -> float32
         return F.cross_entropy(logits, targets, weight=self.class_weights.to(logits))
 

@@ -3,6 +3,12 @@
 Weighted CE plus the distributionally robust centroid loss, with learnable per-class radii
 (an ``nn.Parameter`` of the loss: the trainer adds loss parameters to the optimiser) and class
 centroids recomputed by :meth:`DROLTLoss.epoch_start` before every epoch.
+
+Under torch.distributed the loss is computed on the global batch
+(:func:`ltrank.distributed.global_batch`: the CE weights' sum and the batch-wise softmax of the
+centroid term span all ranks' samples), and the centroids sum the features of all ranks.
+The radii are used directly, not through the gathered rows: every rank computes the same global
+loss, so every rank gets the single-process gradient of the radii (whether or not it is averaged).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from ltrank.distributed import all_reduce_max, all_reduce_sum, global_batch
 from ltrank.errors import LtrankError
 from ltrank.losses.base import EpochContext
 from ltrank.losses.functional.drolt import drolt_loss
@@ -55,7 +62,9 @@ class DROLTLoss(nn.Module):
         """Class centroids = mean pooled feature per class over one pass, model in eval mode.
 
         Classes with no image in the pass get a zero centroid; their rows never enter the loss
-        because such a class never appears as a target.
+        because such a class never appears as a target. Under torch.distributed the per-class
+        sums and counts are summed over the ranks, each having passed over its shard of the
+        training set (ranks that all pass over the whole set give the same centroids too).
         """
         if ctx.model is None or ctx.feature_batches is None:
             raise ValueError("drolt computes class centroids from the model: give EpochContext a model and feature_batches")
@@ -74,8 +83,13 @@ class DROLTLoss(nn.Module):
                 counts += torch.bincount(targets, minlength=self.num_classes).to(counts.dtype)
         finally:
             model.train(was_training)
-        if sums is None:
+        # One rank's shard may be empty: it learns the feature width from the others.
+        width = int(all_reduce_max(torch.tensor([0 if sums is None else sums.shape[1]], device=ctx.device)))
+        if width == 0:
             raise LtrankError("DRO-LT found no training batches to compute class centroids; check the training set")
+        if sums is None:
+            sums = torch.zeros(self.num_classes, width, dtype=torch.float64, device=ctx.device)
+        sums, counts = all_reduce_sum(sums), all_reduce_sum(counts)
         self.centroids = (sums / counts.clamp_min(1).unsqueeze(1)).float()
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
@@ -83,6 +97,7 @@ class DROLTLoss(nn.Module):
             raise ValueError("drolt needs the pooled features: call loss(logits, targets, features=features)")
         if self.centroids is None:
             raise RuntimeError("drolt has no class centroids yet: call loss.epoch_start(ctx) before the epoch")
+        logits, targets, features = global_batch(logits, targets, features)
         weight = self.ce_weights.to(logits.device)
         ce = F.cross_entropy(logits.float(), targets, weight=weight)
         dro = drolt_loss(features, targets, self.centroids.to(features.device), self.radii, temperature=self.temperature)

@@ -1,4 +1,7 @@
-"""Focal and Class-Balanced Focal losses (docs/method.md section 6), registered as ``focal`` / ``cb_focal``."""
+"""Focal and Class-Balanced Focal losses (docs/method.md section 6), registered as ``focal`` / ``cb_focal``.
+
+Under torch.distributed both divide by the global B (:func:`ltrank.distributed.global_batch`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from ltrank.distributed import global_batch
 from ltrank.losses.base import ClassWeightedLoss
 from ltrank.losses.functional.focal import focal_loss
 from ltrank.registry import NEEDS_CLASS_WEIGHTS, USES_CLASS_WEIGHTS, Registry, Spec
@@ -37,6 +41,7 @@ class FocalLoss(nn.Module):
         self.gamma = gamma
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits, targets = global_batch(logits, targets)
         return focal_loss(logits, targets, gamma=self.gamma)
 
 
@@ -52,6 +57,7 @@ class CBFocalLoss(ClassWeightedLoss):
         self.gamma = gamma
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits, targets = global_batch(logits, targets)
         return focal_loss(logits, targets, gamma=self.gamma, class_weights=self.class_weights)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from ltrank.distributed import global_batch
 from ltrank.losses.base import ClassWeightedLoss
 from ltrank.losses.functional.ldam import ldam_loss_from_margins, ldam_margins
 from ltrank.registry import NEEDS_COSINE_HEAD, USES_CLASS_WEIGHTS, Registry, Spec
@@ -21,7 +22,8 @@ class LDAMLoss(ClassWeightedLoss):
     """``CE(s * (cos - m_y onehot(y)), y)`` on cosine logits, weights from the schedule (DRW).
 
     Unweighted until a schedule hands weights in (``weighted=False``, like ``ce``): with the
-    ``none`` schedule it is LDAM, with ``drw`` it is LDAM-DRW.
+    ``none`` schedule it is LDAM, with ``drw`` it is LDAM-DRW. Under torch.distributed the
+    (weighted) mean runs over the global batch (:func:`~ltrank.distributed.global_batch`).
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class LDAMLoss(ClassWeightedLoss):
         self.register_buffer("margins", ldam_margins(class_counts, max_m).float(), persistent=False)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits, targets = global_batch(logits, targets)
         return ldam_loss_from_margins(logits, targets, margins=self.margins, s=self.s, class_weights=self.class_weights)
 
 
