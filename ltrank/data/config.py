@@ -18,7 +18,7 @@ PATH_KINDS = ("npz", "folder")
 class DatasetConfig(BaseModel):
     """How to build the long-tailed training set (a recipe's ``[data]`` table)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     source: str = Field(
         ...,

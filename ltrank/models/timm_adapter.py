@@ -17,7 +17,7 @@ from ltrank.models.heads import make_head
 
 
 class TimmParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     head: Literal["linear", "cosine"] = Field("linear", description="classifier head on the pooled features")
     pretrained: bool = Field(False, description="load timm's pretrained weights (needs the internet or a filled HF cache)")
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the classifier, passed to timm")
