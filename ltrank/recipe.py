@@ -22,7 +22,7 @@ from typing import Any, Literal, Optional
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ltrank.data.config import DatasetConfig
+from ltrank.data.config import BUILTIN_IMAGE_SIZES, DatasetConfig
 from ltrank.errors import LtrankError, did_you_mean
 from ltrank.registry import (
     EPOCH_PARAM,
@@ -305,18 +305,20 @@ def _cross_check(recipe: Recipe, losses: Any) -> None:
             "train.init_from: DRO-LT trains on top of a CE-pretrained model; first train the matching '-ce' "
             "recipe, then pass --set train.init_from=recipe:<that recipe> (or a checkpoint path)"
         )
-    check_takes_effect(recipe, losses)
+    check_meaning(recipe, losses)
 
 
-def check_takes_effect(recipe: Recipe, losses: Any) -> None:
-    """Refuse settings that a run would silently ignore, so the record never claims them.
+def check_meaning(recipe: Recipe, losses: Any) -> None:
+    """Refuse a recipe that cannot mean what it says, so a record never claims what did not run.
 
-    A loss's ``weighted = true`` that the schedule overwrites every epoch, and epoch numbers
-    (LR milestones, the warm-up length, params marked ``EPOCH_PARAM`` such as DRW's
-    ``start_epoch``) that lie past the last epoch. Raises a one-line :class:`LtrankError`.
+    A loss's ``weighted = true`` that the schedule overwrites every epoch; epoch numbers (LR
+    milestones, the warm-up length, params marked ``EPOCH_PARAM`` such as DRW's ``start_epoch``)
+    past the last epoch; a fixed-input-size timm model that does not fit the images (checked
+    where the image size is known without loading data: CIFAR). Raises a one-line LtrankError.
     """
     _check_weighted_flags(recipe, losses)
     _check_epoch_numbers(recipe, losses)
+    _check_input_size(recipe)
 
 
 def _stage_losses(recipe: Recipe) -> list[tuple[str, LossConfig]]:
@@ -349,6 +351,18 @@ def _check_weighted_flags(recipe: Recipe, losses: Any) -> None:
             f"{where}.params.weighted: true has no effect, schedule {schedule!r} sets the class weights every epoch; "
             "remove weighted, or use [schedule] name = \"fixed\" for class-balanced weights throughout"
         )
+
+
+def _check_input_size(recipe: Recipe) -> None:
+    """A ``timm/`` model with a fixed input size must be told the CIFAR image size."""
+    from ltrank.models.timm_adapter import check_timm_input_size
+    from ltrank.registries import BACKBONES
+
+    backbone = recipe.model.backbone
+    size = BUILTIN_IMAGE_SIZES.get(recipe.data.source)
+    if size is None or not backbone.startswith("timm/") or BACKBONES.origin(backbone) != "built-in":
+        return
+    check_timm_input_size(backbone[len("timm/"):], size, recipe.model.params.get("img_size"))
 
 
 def _check_epoch_numbers(recipe: Recipe, losses: Any) -> None:

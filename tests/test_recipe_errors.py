@@ -211,3 +211,20 @@ def test_settings_that_take_effect_are_accepted(recipe, overrides):
 def test_unknown_keys_in_stages_list_the_allowed_keys(stage, fragments):
     result = train("--recipe", "cifar10-ir100-drolt", "--set", "train.init_from=x.pt", "--set", f"train.stages=[{stage}]")
     assert_one_line_error(result, *fragments)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["model.backbone=timm/vit_tiny_patch16_224"],
+     "model.backbone: timm/vit_tiny_patch16_224 takes 224x224 images only, but the data's are 32x32; "
+     "set [model.params] img_size = 32"),
+    (["model.backbone=timm/vit_tiny_patch16_224", "model.params.img_size=32", "model.params.patch_size=4"], None),
+    (["model.backbone=timm/mobilenetv3_small_100"], None),
+    (["model.backbone=timm/vit_tiny_patch16_224", "model.params.img_size=-32"],
+     "model.params.img_size: Input should be greater than 0"),
+])
+def test_fixed_input_size_timm_models_on_cifar_are_checked_by_dry_run(overrides, message):
+    result = train("--recipe", "quickstart", *[a for o in overrides for a in ("--set", o)])
+    if message is None:
+        assert result.exit_code == 0, result.output
+    else:
+        assert_one_line_error(result, message)

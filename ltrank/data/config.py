@@ -11,6 +11,8 @@ from ltrank.errors import did_you_mean
 
 #: Source names that ltrank knows without a path.
 BUILTIN_SOURCES = ("cifar10", "cifar100")
+#: Image size (height, width) of each built-in source, known before any data is read.
+BUILTIN_IMAGE_SIZES: dict[str, tuple[int, int]] = {"cifar10": (32, 32), "cifar100": (32, 32)}
 #: Prefixes for users' own data: ``npz:<path>`` and ``folder:<path>``.
 PATH_KINDS = ("npz", "folder")
 
