@@ -25,7 +25,7 @@ class DatasetConfig(BaseModel):
     source: str = Field(
         ...,
         description="'cifar10', 'cifar100', 'npz:<path>' (an .npz image set) or 'folder:<path>' "
-        "(root/train/<class>/*.png|jpg and root/test/<class>/...).",
+        "(root/train/<class>/<images> and root/test/<class>/<images>; any format Pillow reads).",
     )
     imbalance_ratio: float = Field(
         100.0, ge=1.0,
