@@ -15,7 +15,7 @@ import math
 import os
 import re
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any, Generic, TypeVar, Union, get_args, get_origin
@@ -262,8 +262,17 @@ class Registry(Generic[T]):
             validated = spec.params.model_validate(dict(params or {}))
         except ValidationError as exc:
             raise LtrankError(format_validation_error(exc, where, spec.params)) from None
-        for loc, value in _non_finite_floats(validated, ()):
-            raise LtrankError(f"{_location(where, loc)}: must be a finite number (got {value!r})")
+        except Exception as exc:  # a validator that raised something pydantic does not wrap
+            record = self._ensure_discovered().get(name)
+            if record is None or record.error:
+                raise
+            raise LtrankError(
+                f"{where}: the plugin {record.origin} failed to validate them ({_describe_failure(exc)}); "
+                f"fix or uninstall that package, or pick another {self.kind}"
+            ) from None
+        bad = next(_non_finite_floats(validated, ()), None)
+        if bad is not None:
+            raise LtrankError(f"{_location(where, bad[0])}: must be a finite number (got {bad[1]!r})")
         return validated
 
     def build(self, name: str, /, **kwargs: Any) -> T:
@@ -293,7 +302,7 @@ def _describe_failure(exc: BaseException) -> str:
     """``Type: first line`` of an exception; a ``sys.exit`` says so in words."""
     if isinstance(exc, SystemExit):
         return f"SystemExit: called sys.exit({exc.code!r})"
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _location(where: str, loc: tuple[Any, ...]) -> str:
@@ -308,7 +317,7 @@ def _location(where: str, loc: tuple[Any, ...]) -> str:
     return f"{where}{path}" if path.startswith("[") else f"{where}.{path}"
 
 
-def _non_finite_floats(value: Any, loc: tuple[Any, ...]) -> Iterable[tuple[tuple[Any, ...], float]]:
+def _non_finite_floats(value: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], float]]:
     """(location, value) of every nan/inf float inside validated params (models, dicts, lists)."""
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -253,3 +253,28 @@ def test_a_builtin_constructor_error_is_not_blamed_on_a_plugin():
     reg.register("buggy", Spec(_raising_factory(ValueError("a bug in ltrank")), "built-in"))
     with pytest.raises(ValueError, match="a bug in ltrank"):
         reg.build("buggy", class_counts=[1])
+
+
+def test_a_plugin_validator_raising_a_non_validation_error_is_one_line(monkeypatch):
+    from pydantic import BaseModel, ConfigDict, field_validator
+
+    class _Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        width: int = 1
+
+        @field_validator("width")
+        @classmethod
+        def _boom(cls, value: int) -> int:
+            raise TypeError("validator bug")
+
+    mod = types.ModuleType("validating_ltrank_plugin")
+    mod.SPEC = Spec(lambda class_counts, width=1: width, "buggy validator", params=_Params)
+    monkeypatch.setitem(sys.modules, "validating_ltrank_plugin", mod)
+    reg = _registry()
+    reg.discover([EntryPoint("buggy", "validating_ltrank_plugin:SPEC", "ltrank.losses.v1")._for(_FakeDist())])
+    with pytest.raises(LtrankError) as info:
+        reg.validate("buggy", {"width": 2}, where="loss.params")
+    assert str(info.value) == (
+        "loss.params: the plugin ltrank-evil 6.6.6 (entry point buggy = validating_ltrank_plugin:SPEC) failed to "
+        "validate them (TypeError: validator bug); fix or uninstall that package, or pick another loss"
+    )
