@@ -22,10 +22,11 @@ from typing import Any, Literal, Optional
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ltrank.data.config import DatasetConfig
+from ltrank.data.config import BUILTIN_IMAGE_SIZES, DatasetConfig
 from ltrank.errors import LtrankError, did_you_mean
 from ltrank.groups import SchemeName
 from ltrank.registry import (
+    EPOCH_PARAM,
     NEEDS_CLASS_WEIGHTS,
     NEEDS_COSINE_HEAD,
     NEEDS_INIT_FROM,
@@ -40,7 +41,7 @@ HASH_EXCLUDED = (("train", "init_from"), ("description",), ("eval", "groups"))
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # inf/nan: "must be a finite number"
 
 
 class ModelConfig(_Section):
@@ -172,9 +173,14 @@ def find_recipe(name_or_path: str) -> Path:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; a syntax error names file and line."""
+    """Parse a TOML file; a syntax error names file and line, a file that is not UTF-8 the byte."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a BOM (Windows editors) is fine
+    except UnicodeDecodeError as exc:
+        raise LtrankError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "TOML recipes must be UTF-8: save the file as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise LtrankError(f"{path}: TOML syntax error: {exc}; fix the file") from None
     except OSError as exc:
@@ -304,6 +310,95 @@ def _cross_check(recipe: Recipe, losses: Any) -> None:
             f"train.init_from: loss {pretrained[0]!r} trains on top of a trained model (DRO-LT: the matching '-ce' "
             "recipe's run); first train that run, then pass --set train.init_from=recipe:<its recipe> (or a checkpoint path)"
         )
+    check_meaning(recipe, losses)
+
+
+def check_meaning(recipe: Recipe, losses: Any) -> None:
+    """Refuse a recipe that cannot mean what it says, so a record never claims what did not run.
+
+    A loss's ``weighted = true`` that the schedule overwrites every epoch; epoch numbers (LR
+    milestones, the warm-up length, params marked ``EPOCH_PARAM`` such as DRW's ``start_epoch``)
+    past the last epoch; a fixed-input-size timm model that does not fit the images (checked
+    where the image size is known without loading data: CIFAR). Raises a one-line LtrankError.
+    """
+    _check_weighted_flags(recipe, losses)
+    _check_epoch_numbers(recipe, losses)
+    _check_input_size(recipe)
+
+
+def _stage_losses(recipe: Recipe) -> list[tuple[str, LossConfig]]:
+    """(TOML location, config) of the recipe's loss and of every stage's own loss."""
+    return [("loss", recipe.loss)] + [
+        (f"train.stages[{i}].loss", s.loss) for i, s in enumerate(recipe.train.stages) if s.loss
+    ]
+
+
+def _check_weighted_flags(recipe: Recipe, losses: Any) -> None:
+    """``weighted = true`` only means something when the weights in force stay class-balanced.
+
+    The trainer hands a class-weighted loss the schedule's weights before every epoch, so the
+    flag's starting weights are always replaced: by ones under 'none' (the run is unweighted),
+    by the schedule's own weights under 'progressive' or 'drw'. Only 'fixed' keeps them.
+    """
+    schedule = recipe.schedule.name
+    if schedule == "fixed":
+        return
+    for where, config in _stage_losses(recipe):
+        if config.params.get("weighted") is not True or not losses.get(config.name).has(USES_CLASS_WEIGHTS):
+            continue
+        if schedule == "none":
+            raise LtrankError(
+                f"{where}.params.weighted: true, but schedule 'none' gives the loss all-ones weights every epoch, "
+                f"so {config.name!r} would train unweighted; set [schedule] name = \"fixed\" for class-balanced "
+                "weights throughout, or remove weighted"
+            )
+        raise LtrankError(
+            f"{where}.params.weighted: true has no effect, schedule {schedule!r} sets the class weights every epoch; "
+            "remove weighted, or use [schedule] name = \"fixed\" for class-balanced weights throughout"
+        )
+
+
+def _check_input_size(recipe: Recipe) -> None:
+    """A ``timm/`` model with a fixed input size must be told the CIFAR image size."""
+    from ltrank.models.timm_adapter import check_timm_input_size
+    from ltrank.catalog import BACKBONES
+
+    backbone = recipe.model.backbone
+    size = BUILTIN_IMAGE_SIZES.get(recipe.data.source)
+    if size is None or not backbone.startswith("timm/") or BACKBONES.origin(backbone) != "built-in":
+        return
+    check_timm_input_size(backbone[len("timm/"):], size, recipe.model.params.get("img_size"))
+
+
+def _check_epoch_numbers(recipe: Recipe, losses: Any) -> None:
+    """Epoch numbers past the last epoch would never fire; the fix names the valid range."""
+    from ltrank.catalog import SCHEDULES
+
+    last = recipe.train.epochs
+    if not recipe.train.stages:  # stages run at constant rates: milestones and warm-up do not apply
+        late = [m for m in recipe.train.milestones if m > last]
+        if late:
+            example = sorted({max(1, round(last * 0.8)), max(1, round(last * 0.9))})
+            raise LtrankError(
+                f"train.milestones: {late} {'is' if len(late) == 1 else 'are'} after the last epoch ({last}), so the "
+                f"learning rate would never decay there; give epochs within 1..{last} (e.g. --set "
+                f"'train.milestones={example}', at 80% and 90% of the run as in the thesis) or [] for no decay"
+            )
+        if recipe.train.warmup_epochs > last:
+            raise LtrankError(
+                f"train.warmup_epochs: {recipe.train.warmup_epochs} is longer than the run ({last} epochs), so the "
+                f"learning rate would never reach train.lr; set warmup_epochs to at most {last} (0 for none)"
+            )
+    components = [(SCHEDULES, "schedule", recipe.schedule.name, recipe.schedule.params)]
+    components += [(losses, where, c.name, c.params) for where, c in _stage_losses(recipe)]
+    for registry, where, name, params in components:
+        for field, info in registry.get(name).params.model_fields.items():
+            value = params.get(field)
+            if info.json_schema_extra == EPOCH_PARAM and isinstance(value, int) and value > last:
+                raise LtrankError(
+                    f"{where}.params.{field}: epoch {value} is after the last epoch ({last}), so it would never "
+                    f"take effect; set it within 1..{last}, or train for more epochs"
+                )
 
 
 # ------------------------------------------------------------------------------------ hashing

@@ -11,12 +11,14 @@ commands that do not need it keep working.
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -38,6 +40,10 @@ NEEDS_INIT_FROM = "needs_init_from"  # trains on top of a trained model: the rec
 CAPABILITIES = frozenset(
     {NEEDS_FEATURES, NEEDS_COSINE_HEAD, USES_CLASS_WEIGHTS, NEEDS_CLASS_WEIGHTS, NEEDS_INIT_FROM}
 )
+
+#: ``json_schema_extra`` of a params field that names an epoch (1-indexed), e.g. DRW's
+#: ``start_epoch``: a recipe whose value lies past its last epoch is refused (it would never fire).
+EPOCH_PARAM: dict[str, Any] = {"unit": "epoch"}
 
 
 class NoParams(BaseModel):
@@ -110,7 +116,8 @@ class Registry(Generic[T]):
     ``context`` names the keyword arguments that the caller supplies at build time besides the
     validated params (e.g. ``class_counts`` for losses); they are never validated as params.
     ``prefixes`` map a namespace such as ``"timm/"`` to a Spec whose factory also receives
-    ``model_name`` (the part after the prefix).
+    ``model_name`` (the part after the prefix); a namespace may carry a name check that
+    :meth:`get` runs, so an unknown ``timm/<model>`` is refused at validation, not at build.
     """
 
     kind: str  # "loss", "backbone", "schedule"
@@ -118,12 +125,17 @@ class Registry(Generic[T]):
     context: tuple[str, ...] = ()
     _entries: dict[str, Spec] = field(default_factory=dict, repr=False)
     _prefixes: dict[str, Spec] = field(default_factory=dict, repr=False)
+    _name_checks: dict[str, Callable[[str], None]] = field(default_factory=dict, repr=False)
     _plugins: dict[str, PluginRecord] | None = field(default=None, repr=False)
     _plugin_eps: dict[str, metadata.EntryPoint] = field(default_factory=dict, repr=False)
 
     # ---------------------------------------------------------------- registration
-    def register(self, name: str, spec: Spec) -> Spec:
-        """Register a built-in entry. Names are unique; params may not shadow context keys."""
+    def register(self, name: str, spec: Spec, name_check: Callable[[str], None] | None = None) -> Spec:
+        """Register a built-in entry. Names are unique; params may not shadow context keys.
+
+        ``name_check`` (namespaces ending in ``/`` only) gets the part after the prefix and
+        raises a one-line :class:`LtrankError` when the namespace has no such name.
+        """
         if not isinstance(spec, Spec):
             raise TypeError(f"register({name!r}) needs an ltrank.registry.Spec, got {type(spec).__name__}")
         if name in self._entries or name in self._prefixes:
@@ -133,6 +145,10 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r}: params {sorted(clash)} clash with build context")
         if name.endswith("/"):
             self._prefixes[name] = spec
+            if name_check is not None:
+                self._name_checks[name] = name_check
+        elif name_check is not None:
+            raise ValueError(f"{self.kind} {name!r}: only a namespace ending in '/' takes a name check")
         else:
             self._entries[name] = spec
         return spec
@@ -176,8 +192,10 @@ class Registry(Generic[T]):
             clash = set(obj.params.model_fields) & set(self.context)
             if clash:
                 raise TypeError(f"params {sorted(clash)} clash with build context")
-        except Exception as exc:  # a broken plugin must never break ltrank itself
-            record = replace(record, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken plugin (even one calling sys.exit) must never break ltrank
+            record = replace(record, error=_describe_failure(exc))
         else:
             self._entries[name] = obj
             record = replace(record, loaded=True)
@@ -209,6 +227,9 @@ class Registry(Generic[T]):
             return self._entries[name]
         prefix = self._prefix_for(name)
         if prefix:
+            check = self._name_checks.get(prefix)
+            if check is not None and name != prefix + "*":  # 'timm/*' is how names() lists the namespace
+                check(name[len(prefix):])
             return self._prefixes[prefix]
         plugins = self._ensure_discovered()
         if name in plugins:
@@ -243,14 +264,28 @@ class Registry(Generic[T]):
         """Validate ``params`` against the entry's schema; errors name their location.
 
         ``where`` is the location prefix used in messages, e.g. ``"loss.params"`` in a recipe.
+        Every float in the validated params, nested ones included, must be finite, whatever
+        the schema says: a plugin schema that forgot ``allow_inf_nan=False`` cannot let
+        ``inf`` or ``nan`` into a run.
         """
         spec = self.get(name)
+        where = where or f"{self.kind} {name!r} parameter"
         try:
-            return spec.params.model_validate(dict(params or {}))
+            validated = spec.params.model_validate(dict(params or {}))
         except ValidationError as exc:
+            raise LtrankError(format_validation_error(exc, where, spec.params)) from None
+        except Exception as exc:  # a validator that raised something pydantic does not wrap
+            record = self._ensure_discovered().get(name)
+            if record is None or record.error:
+                raise
             raise LtrankError(
-                format_validation_error(exc, where or f"{self.kind} {name!r} parameter", spec.params)
+                f"{where}: the plugin {record.origin} failed to validate them ({_describe_failure(exc)}); "
+                f"fix or uninstall that package, or pick another {self.kind}"
             ) from None
+        bad = next(_non_finite_floats(validated, ()), None)
+        if bad is not None:
+            raise LtrankError(f"{_location(where, bad[0])}: must be a finite number (got {bad[1]!r})")
+        return validated
 
     def build(self, name: str, /, **kwargs: Any) -> T:
         """Build ``name``: context keywords are passed through, the rest validated as params."""
@@ -261,20 +296,68 @@ class Registry(Generic[T]):
             raise TypeError(f"building {self.kind} {name!r} needs {missing}")
         params = self.validate(name, kwargs)
         extra = {"model_name": name[len(p):]} if (p := self._prefix_for(name)) and name not in self._entries else {}
-        return spec.factory(**context, **extra, **dict(params))
+        record = self._ensure_discovered().get(name)
+        if record is None or record.error:  # a built-in: its errors are ltrank's own
+            return spec.factory(**context, **extra, **dict(params))
+        try:
+            return spec.factory(**context, **extra, **dict(params))
+        except (KeyboardInterrupt, LtrankError):
+            raise
+        except BaseException as exc:  # a plugin's constructor failing is the plugin's fault, in one line
+            raise LtrankError(
+                f"{self.kind} {name!r} from the plugin {record.origin} failed to build "
+                f"({_describe_failure(exc)}); fix or uninstall that package, or pick another {self.kind}"
+            ) from None
+
+
+def _describe_failure(exc: BaseException) -> str:
+    """``Type: first line`` of an exception; a ``sys.exit`` says so in words."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _location(where: str, loc: tuple[Any, ...]) -> str:
+    """``where`` plus a pydantic location: ``train.stages[0].lr``, ``loss.params.beta``."""
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    if not path:
+        return where
+    if not where:
+        return path
+    if where.endswith(" parameter"):  # "loss 'x' parameter beta"
+        return f"{where} {path}"
+    return f"{where}{path}" if path.startswith("[") else f"{where}.{path}"
+
+
+def _non_finite_floats(value: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], float]]:
+    """(location, value) of every nan/inf float inside validated params (models, dicts, lists)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            yield loc, value
+    elif isinstance(value, BaseModel):
+        for key in type(value).model_fields:
+            yield from _non_finite_floats(getattr(value, key), loc + (key,))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _non_finite_floats(item, loc + (key,))
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for i, item in enumerate(value):
+            yield from _non_finite_floats(item, loc + (i,))
 
 
 def format_validation_error(exc: ValidationError, where: str, model: type[BaseModel] | None = None) -> str:
     """One line for the first pydantic error, e.g. ``loss.params.beta: Input should be < 1``.
 
-    With ``model`` given, an unknown key also gets "did you mean" and the allowed keys.
+    With ``model`` given, an unknown key also gets "did you mean" and the allowed keys (also
+    inside lists of tables such as ``[[train.stages]]``). A non-finite number reads
+    ``train.lr: must be a finite number (got inf)``.
     """
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    sep = "." if where and not where.endswith(" parameter") else " "
-    location = f"{where}{sep}{loc}" if loc else where
+    location = _location(where, tuple(err["loc"]))
     msg = err["msg"]
-    if err["type"] == "extra_forbidden":
+    if err["type"] == "finite_number":
+        msg = f"must be a finite number (got {err['input']!r})"
+    elif err["type"] == "extra_forbidden":
         fields = _fields_at(model, err["loc"][:-1]) if model else []
         msg = "unknown key" + did_you_mean(str(err["loc"][-1]), fields)
         if fields:
@@ -286,12 +369,30 @@ def format_validation_error(exc: ValidationError, where: str, model: type[BaseMo
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the (nested) model found by following ``loc`` from ``model``."""
+    """Field names of the (nested) model found by following ``loc`` from ``model``.
+
+    Integer parts step into a list's items; ``Optional[X]`` is followed as ``X``.
+    """
     current: Any = model
     for part in loc:
+        current = _unwrap_optional(current)
+        if isinstance(part, int):
+            if get_origin(current) not in (list, tuple):
+                return []
+            current = get_args(current)[0]
+            continue
         fields = getattr(current, "model_fields", None)
         if not fields or part not in fields:
             return []
         current = fields[part].annotation
-    fields = getattr(current, "model_fields", None)
+    fields = getattr(_unwrap_optional(current), "model_fields", None)
     return list(fields) if fields else []
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    """``X`` for ``Optional[X]`` / ``X | None``; anything else unchanged."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation

@@ -388,3 +388,82 @@ def _module_loss(loss_fn, logits, targets):
     loss = loss_fn(z, targets)
     loss.backward()
     return loss.detach(), z.grad
+
+
+# ----------------------------------------------------------------------------- faults (issue 9, item 5)
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+@pytest.mark.parametrize("where", ["positive", "negative", "all"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=repr)
+@pytest.mark.parametrize("make", ["ap", "cb_delta", "cb_primary"])
+def test_a_non_finite_logit_gives_nan_loss_and_nan_gradients(make, bad, where, formulation):
+    """Not an IndexError in the bucketing, not a finite loss beside NaN gradients."""
+    logits, targets = random_batch(12, 7, 70)
+    logits = logits.float()
+    if where == "all":
+        logits.fill_(bad)
+    else:
+        col = int(targets[3]) if where == "positive" else (int(targets[3]) + 1) % 7
+        logits[3, col] = bad
+    counts = [50, 30, 20, 10, 8, 5, 2]
+    loss_fn = {"ap": lambda: APLoss(delta=0.5, formulation=formulation),
+               "cb_delta": lambda: CBDeltaAPLoss(counts, formulation=formulation),
+               "cb_primary": lambda: CBPrimaryAPLoss(counts, formulation=formulation)}[make]()
+    z = logits.clone().requires_grad_(True)
+    loss = loss_fn(z, targets)
+    loss.backward()
+    assert loss.dtype == torch.float32 and math.isnan(loss.item())
+    assert z.grad.dtype == torch.float32 and torch.isnan(z.grad).all()
+    with torch.no_grad():  # the value-only path agrees
+        assert math.isnan(loss_fn(logits, targets).item())
+
+
+def test_finite_logits_around_a_bad_batch_are_unaffected():
+    """The NaN flag is per call: the next finite batch is exact again."""
+    logits, targets = random_batch(9, 5, 71)
+    bad = logits.clone()
+    bad[0, 0] = math.nan
+    assert math.isnan(ap_loss(bad, targets).item())
+    assert_matches_reference(logits, targets)
+
+
+def _scaled_ap_gradient_matches_float64(formulation: str, use_weights: bool):
+    """fp32 parameters, fp16 logits (as autocast makes them), loss scaled by GradScaler's 65536."""
+    g = torch.Generator().manual_seed(72)
+    x = torch.randn(16, 24, generator=g)
+    weight = torch.nn.Parameter(torch.randn(24, 10, generator=g) * 0.3)
+    targets = torch.randint(0, 10, (16,), generator=g)
+    class_weights = per_class(10, 72).float() if use_weights else None
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    scaler = torch.amp.GradScaler("cpu")
+    assert scaler.get_scale() == 65536.0
+    logits16 = (x @ weight).half()  # autocast's dtype for a matmul; the cast back is autograd's
+    loss = ap_loss(logits16, targets, delta=0.5, class_weights=class_weights, formulation=formulation)
+    scaler.scale(loss).backward()
+    assert torch.isfinite(weight.grad).all()  # the scaled fp16 logit gradients did not overflow
+    scaler.unscale_(optimizer)
+    want_loss, want_logit_grad = reference_ap(logits16.detach().double(), targets, 0.5,
+                                              None if class_weights is None else class_weights.double(), formulation)
+    # the one rounding allowed: the scaled float64 logit gradient stored as float16
+    scaled16 = (torch.tensor(want_logit_grad, dtype=torch.float64) * 65536.0).half()
+    want = x.double().t() @ (scaled16.double() / 65536.0)
+    assert abs(loss.item() - want_loss) < 1e-6
+    assert torch.allclose(weight.grad.double(), want, rtol=1e-5, atol=1e-7)
+    scaler.step(optimizer)
+    scaler.update()
+    assert scaler.get_scale() == 65536.0  # no inf found: the step was taken, the scale kept
+
+
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+@pytest.mark.parametrize("use_weights", [False, True])
+def test_fp16_logits_under_a_real_grad_scaler_get_finite_correct_gradients(formulation, use_weights):
+    _scaled_ap_gradient_matches_float64(formulation, use_weights)
+
+
+def test_fp16_logits_scaled_by_hand_keep_the_scale_out_of_fp16():
+    logits64, targets = random_batch(8, 10, 73, scale=1.0)
+    z = logits64.half().requires_grad_(True)
+    (ap_loss(z, targets) * 65536.0).backward()
+    assert z.grad.dtype == torch.float16 and torch.isfinite(z.grad).all()
+    _, want = reference_ap(z.detach().double(), targets)
+    want = torch.tensor(want, dtype=torch.float64) * 65536.0
+    assert torch.allclose(z.grad.double(), want, rtol=2e-3, atol=1e-2)

@@ -1,4 +1,5 @@
-"""The workplace's real offline pools (skipped where ../shared/data is absent)."""
+"""The workplace's real offline pools, read from $LTRANK_DATA_DIR as the README says (default
+../shared/data, set by conftest.py); skipped with the reason where they are absent."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ import pytest
 from ltrank.data import DatasetConfig, load_longtailed
 from ltrank.errors import LtrankError
 
-SHARED = Path(os.environ.get("LTRANK_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED = Path(os.environ["LTRANK_DATA_DIR"])  # conftest.py fills in the README's default
 # sha256 values published in the pools' README
 SHA256 = {
     "cifar10": "10719b0a0c36a47138f79bb4d4a97708db3d8424a4fb2758937f8432f15e0db9",
     "cifar100": "ed3a4a2f2389838c39a3d4314262b406e57b5dd3d278a3da83f6833b06dded0b",
 }
 
-pytestmark = pytest.mark.skipif(not (SHARED / "cifar10-lt-pool.npz").is_file(), reason=f"no pools in {SHARED}")
+pytestmark = pytest.mark.skipif(not (SHARED / "cifar10-lt-pool.npz").is_file(),
+                                reason=f"offline CIFAR pools not found in {SHARED} (set LTRANK_DATA_DIR)")
 
 
 @pytest.fixture(scope="module")

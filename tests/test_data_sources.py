@@ -210,5 +210,127 @@ def test_image_folder_errors(tmp_path):
 
 def test_class_without_test_images_is_an_error(tmp_path):
     write_folder(tmp_path / "d", {"x": (3, 1), "y": (3, 0)})
-    with pytest.raises(LtrankError, match=r"class 'y' has no test images"):
+    with pytest.raises(LtrankError, match=r"d/test/y: the folder of class 'y' holds no images; every class needs"):
         load_longtailed(DatasetConfig(source=f"folder:{tmp_path / 'd'}", imbalance_ratio=1))
+
+
+# ------------------------------------------------------------------ issue 9: images load as they look, data messages
+def _folder_config(root: Path, ratio: float = 1.0) -> DatasetConfig:
+    return DatasetConfig(source=f"folder:{root}", imbalance_ratio=ratio)
+
+
+def test_every_extension_pillow_reads_is_loaded(tmp_path):
+    from PIL import Image
+
+    pixels = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    lossless = ["png", "bmp", "tif", "tiff", "gif", "ppm", "webp", "TIF", "PNG"]
+    for cls in ("x", "y"):
+        for split in ("train", "test"):
+            folder = tmp_path / "set" / split / cls
+            folder.mkdir(parents=True)
+            for i, ext in enumerate(lossless if split == "train" else ["png"]):
+                image = Image.fromarray(pixels).quantize() if ext == "gif" else Image.fromarray(pixels)
+                options = {"lossless": True} if ext == "webp" else {}
+                image.save(folder / f"{i:02d}.{ext}", format={"tif": "TIFF", "ppm": "PPM"}.get(ext.lower(), None), **options)
+            Image.fromarray(pixels).save(folder / "99.jpeg", quality=95)
+            (folder / "notes.txt").write_text("not an image: ignored")
+    data = load_longtailed(_folder_config(tmp_path / "set"))
+    assert data.class_counts == [len(lossless) + 1] * 2  # each format once, plus the .jpeg
+    rows = data.train_images.permute(0, 2, 3, 1).numpy()
+    exact = [bool((row == pixels).all()) for row in rows]
+    # the lossless formats give the pixels back exactly (GIF through its palette: 20 colours fit);
+    # the JPEG is close
+    assert sum(exact) == 2 * len(lossless)
+    assert all(np.abs(row.astype(int) - pixels).max() <= 8 for row in rows)
+
+
+def test_a_16_bit_grey_png_in_a_folder_is_not_all_white(tmp_path):
+    from PIL import Image
+
+    write_folder(tmp_path / "set", {"x": (1, 1), "y": (1, 1)}, size=(2, 2))
+    grey = np.array([[0, 1000], [32768, 65535]], dtype=np.uint16)
+    for split in ("train", "test"):
+        Image.fromarray(grey).save(tmp_path / "set" / split / "x" / "000.png")
+    data = load_longtailed(_folder_config(tmp_path / "set"))
+    image = data.train_images[data.train_labels.tolist().index(0)]
+    assert image.shape == (3, 2, 2) and (image[0] == image[1]).all() and (image[1] == image[2]).all()
+    assert image[0].tolist() == [[0, 4], [128, 255]]  # Pillow's own conversion gives [[0, 255], [255, 255]]
+
+
+def test_an_image_mode_without_an_rgb_view_is_refused_naming_the_file(tmp_path):
+    from PIL import Image
+
+    write_folder(tmp_path / "set", {"x": (2, 1), "y": (2, 1)}, size=(2, 2))
+    Image.new("F", (2, 2), 0.25).save(tmp_path / "set" / "train" / "y" / "001.tif")
+    with pytest.raises(LtrankError) as info:
+        load_longtailed(_folder_config(tmp_path / "set"))
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'set' / 'train' / 'y' / '001.tif'}: mode F (32-bit float) image")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_an_empty_class_folder_is_named(tmp_path, split):
+    write_folder(tmp_path / "set", {"a": (3, 1), "b": (3, 1), "c": (3, 1)})
+    for file in (tmp_path / "set" / split / "b").iterdir():
+        file.unlink()
+    (tmp_path / "set" / split / "b" / "Thumbs.db").write_bytes(b"\0")  # not an image either
+    with pytest.raises(LtrankError) as info:
+        load_longtailed(_folder_config(tmp_path / "set", 2))
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'set' / split / 'b'}: the folder of class 'b' holds no images")
+    assert "ratio" not in message and "add some, or remove the class from both" in message
+
+
+def test_a_class_folder_missing_from_test_is_named(tmp_path):
+    write_folder(tmp_path / "set", {"a": (3, 1), "b": (3, 1)})
+    for file in (tmp_path / "set" / "test" / "b").iterdir():
+        file.unlink()
+    (tmp_path / "set" / "test" / "b").rmdir()
+    with pytest.raises(LtrankError, match=r"set/test/b: the folder of class 'b' is missing; every class needs"):
+        load_longtailed(_folder_config(tmp_path / "set"))
+
+
+def test_a_class_without_training_images_is_not_told_to_change_the_ratio(tmp_path):
+    path = tmp_path / "gap.npz"
+    write_npz(path, num_classes=3, per_class=6, test_per_class=2)
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    keep = arrays["train_labels"] != 1
+    arrays["train_images"], arrays["train_labels"] = arrays["train_images"][keep], arrays["train_labels"][keep]
+    np.savez(path, **arrays)
+    with pytest.raises(LtrankError) as info:
+        load_longtailed(DatasetConfig(source=f"npz:{path}", imbalance_ratio=2))
+    message = str(info.value)
+    assert "needs 4 training images but the source holds 0; no imbalance ratio can fix that" in message
+    assert "use a larger imbalance ratio" not in message
+
+
+class _FailingDownload:
+    """Stands in for torchvision's CIFAR class: leaves a partial archive and folder, then fails."""
+
+    def __init__(self, root: str, train: bool, download: bool) -> None:
+        Path(root, "cifar-10-python.tar.gz").write_bytes(b"partial")
+        Path(root, "cifar-10-batches-py").mkdir(exist_ok=True)
+        Path(root, "cifar-10-batches-py", "data_batch_1").write_bytes(b"half")
+        raise OSError("Connection reset by peer")
+
+
+def test_a_failed_download_leaves_no_data_folder_behind(tmp_path, monkeypatch):
+    monkeypatch.setattr("ltrank.data.sources._torchvision_class", lambda name: _FailingDownload)
+    root = tmp_path / "cache" / "ltrank" / "data"
+    with pytest.raises(LtrankError, match="the download failed \\(Connection reset by peer\\)"):
+        load_longtailed(DatasetConfig(source="cifar10"), data_dir=root)
+    assert not (tmp_path / "cache").exists()  # every folder the attempt created is gone
+
+
+def test_a_failed_download_removes_only_what_it_created(tmp_path, monkeypatch):
+    monkeypatch.setattr("ltrank.data.sources._torchvision_class", lambda name: _FailingDownload)
+    root = tmp_path / "data"
+    (root / "other").mkdir(parents=True)
+    (root / "other" / "keep.txt").write_text("kept")
+    (root / "mine.npz").write_bytes(b"the user's file")
+    with pytest.raises(LtrankError, match="download failed"):
+        load_longtailed(DatasetConfig(source="cifar10"), data_dir=root)
+    assert sorted(p.name for p in root.iterdir()) == ["mine.npz", "other"]
+    assert (root / "mine.npz").read_bytes() == b"the user's file" and (root / "other" / "keep.txt").is_file()

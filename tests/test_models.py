@@ -87,3 +87,92 @@ def test_timm_pretrained_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HOME", "/nonexistent-ltrank-test-cache")
     with pytest.raises(LtrankError, match="pretrained weights for timm/resnet18.*pretrained = false"):
         BACKBONES.build("timm/resnet18", num_classes=3, pretrained=True)
+
+
+# ---------------------------------------------------------------- any timm model works or is refused (issue 9, item 6)
+TIMM_FAMILIES = [
+    ("resnet10t", {}),
+    ("mobilenetv3_small_050", {}),  # a 1x1 conv after pooling: pooled width 1024, num_features 288
+    ("mobilenetv4_conv_small", {}),  # the same, 1280 vs 960
+    ("efficientnet_lite0", {}),
+    ("ghostnet_100", {}),
+    ("convnext_atto", {}),
+    ("regnetx_002", {}),
+    ("hgnetv2_b0", {}),
+    ("efficientvit_b0", {}),
+    ("vit_tiny_patch16_224", {"img_size": 32, "patch_size": 4}),
+    ("deit_tiny_patch16_224", {"img_size": 32}),
+    ("levit_128s", {"img_size": 32}),
+    ("swin_tiny_patch4_window7_224", {"img_size": 32, "window_size": 4}),
+]
+
+
+@pytest.mark.parametrize("name,params", TIMM_FAMILIES, ids=[n for n, _ in TIMM_FAMILIES])
+def test_timm_families_train_a_step_at_32x32_with_the_ltrank_head(name, params):
+    from ltrank.models.probe import check_backbone_input
+
+    torch.manual_seed(0)
+    model = BACKBONES.build(f"timm/{name}", num_classes=10, **params)
+    check_backbone_input(model, (3, 32, 32), 10, f"timm/{name}")
+    logits, features = model(torch.randn(2, 3, 32, 32), return_features=True)
+    assert logits.shape == (2, 10) and features.shape == (2, model.feature_dim) == (2, model.head.in_features)
+    torch.nn.functional.cross_entropy(logits, torch.tensor([1, 7])).backward()
+    assert model.head.weight.grad is not None and torch.isfinite(model.head.weight.grad).all()
+    assert model.training  # the probe left the mode as it was
+
+
+def test_timm_head_width_is_the_pooled_width_not_num_features():
+    model = BACKBONES.build("timm/mobilenetv3_small_100", num_classes=10, head="cosine")
+    assert model.encoder.num_features == 576 and model.feature_dim == 1024  # the issue's '2x1024 and 576x10'
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("params,fragment", [
+    ({"img_size": 32}, "model.params.img_size: timm/resnet18 does not accept img_size"),
+    ({"window_size": 4}, "model.params.window_size: timm/resnet18 does not accept window_size"),
+    ({"img_size": 0}, "img_size: Input should be greater than 0"),
+])
+def test_timm_size_params_a_model_does_not_take_are_one_line(params, fragment):
+    with pytest.raises(LtrankError) as info:
+        BACKBONES.build("timm/resnet18", num_classes=3, **params)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name,img_size,message", [
+    ("vit_tiny_patch16_224", None, "model.backbone: timm/vit_tiny_patch16_224 takes 224x224 images only, but the "
+     "data's are 32x32; set [model.params] img_size = 32 (and a patch_size that divides it, e.g. 4), or use a "
+     "model without a fixed input size"),
+    ("swin_tiny_patch4_window7_224", 224, "model.backbone: timm/swin_tiny_patch4_window7_224 takes 224x224 images "
+     "only, but the data's are 32x32; set [model.params] img_size = 32, or use a model without a fixed input size"),
+    ("vit_tiny_patch16_224", 32, None),
+    ("resnet18", None, None),  # not fixed-size: nothing to check here
+])
+def test_fixed_input_size_models_are_checked_without_building(name, img_size, message):
+    from ltrank.models.timm_adapter import check_timm_input_size
+
+    if message is None:
+        check_timm_input_size(name, (32, 32), img_size)
+        return
+    with pytest.raises(LtrankError) as info:
+        check_timm_input_size(name, (32, 32), img_size)
+    assert str(info.value) == message
+
+
+def test_a_model_that_cannot_take_the_images_is_refused_by_the_probe():
+    from ltrank.models.probe import check_backbone_input
+
+    model = BACKBONES.build("timm/efficientformer_l1", num_classes=4, img_size=32)  # accepted, but fails at 32x32
+    with pytest.raises(LtrankError) as info:
+        check_backbone_input(model, (3, 32, 32), 4, "timm/efficientformer_l1")
+    message = str(info.value)
+    assert message.startswith("model.backbone: timm/efficientformer_l1 cannot take 32x32 images (RuntimeError: ")
+    assert message.endswith("img_size = 32), or resize the images") and "\n" not in message
+
+
+def test_the_probe_checks_the_logits_shape():
+    from ltrank.models.probe import check_backbone_input
+
+    model = BACKBONES.build("resnet32", num_classes=10)
+    check_backbone_input(model, (3, 32, 32), 10, "resnet32")
+    with pytest.raises(LtrankError, match=r"returned logits of shape \[2, 10\] .* expected \[2, 7\]"):
+        check_backbone_input(model, (3, 32, 32), 7, "resnet32")

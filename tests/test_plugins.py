@@ -147,3 +147,134 @@ def test_a_plugin_module_is_imported_only_when_its_name_is_needed(tmp_path, monk
     assert "lazy_ltrank_plugin" not in sys.modules  # listing names and using a built-in import nothing
     assert reg.build("lazy", class_counts=[1]) == "lazy"
     assert "lazy_ltrank_plugin" in sys.modules
+
+
+class _FakeDist:
+    """Just enough of importlib.metadata.Distribution for discovery to name it."""
+
+    metadata = {"Name": "ltrank-evil"}
+    version = "6.6.6"
+
+
+def _write_module(tmp_path, monkeypatch, name: str, body: str) -> None:
+    (tmp_path / f"{name}.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+@pytest.mark.parametrize("body,error", [
+    ("import sys\nsys.exit(3)\n", "SystemExit: called sys.exit(3)"),
+    ("import sys\nsys.exit('bye')\n", "SystemExit: called sys.exit('bye')"),
+    ("class Boom(BaseException):\n    pass\nraise Boom('not an Exception')\n", "Boom: not an Exception"),
+    ("import os\nraise GeneratorExit('odd')\n", "GeneratorExit: odd"),
+])
+def test_a_plugin_that_exits_or_raises_baseexception_at_import_is_a_failed_record(tmp_path, monkeypatch, body, error):
+    _write_module(tmp_path, monkeypatch, "exiting_ltrank_plugin", body)
+    reg = _registry()
+    reg.discover(_eps(("evil", "exiting_ltrank_plugin:SPEC")))
+    (record,) = reg.plugins(load=True)
+    assert record.error == error and not record.loaded
+    assert reg.names() == ["ce"] and reg.build("ce", class_counts=[1]) == "ce"
+    with pytest.raises(LtrankError, match="which failed: " + error.replace("(", r"\(").replace(")", r"\)")):
+        reg.get("evil")
+
+
+def test_keyboard_interrupt_during_a_plugin_import_still_interrupts(tmp_path, monkeypatch):
+    _write_module(tmp_path, monkeypatch, "interrupted_ltrank_plugin", "raise KeyboardInterrupt\n")
+    reg = _registry()
+    reg.discover(_eps(("slow", "interrupted_ltrank_plugin:SPEC")))
+    with pytest.raises(KeyboardInterrupt):
+        reg.plugins(load=True)
+
+
+def test_cli_survives_a_plugin_calling_sys_exit(tmp_path, monkeypatch):
+    from ltrank.cli.app import app
+    from ltrank.catalog import LOSSES
+
+    _write_module(tmp_path, monkeypatch, "exiting_ltrank_plugin", "import sys\nsys.exit(1)\n")
+    saved = (LOSSES._plugins, dict(LOSSES._plugin_eps), dict(LOSSES._entries))
+    try:
+        LOSSES.discover([EntryPoint("evil", "exiting_ltrank_plugin:SPEC", "ltrank.losses.v1")._for(_FakeDist())])
+        runner = CliRunner()
+        listed = runner.invoke(app, ["list", "losses"], env={"COLUMNS": "250"})
+        assert listed.exit_code == 0, listed.output
+        assert "1 failed plugin:" in listed.output and "called sys.exit(1)" in listed.output and "ltrank-evil" in listed.output
+        assert "ap_cb_delta" in listed.output  # the built-ins are all still listed
+        version = runner.invoke(app, ["--version"])
+        assert version.exit_code == 0, version.output
+        assert "plugin ltrank-evil 6.6.6: losses evil (failed: SystemExit: called sys.exit(1))" in version.output
+        trained = runner.invoke(app, ["train", "--dry-run", "--recipe", "quickstart", "--set", "loss.name=evil"])
+        assert trained.exit_code == 2 and "Traceback" not in trained.output
+        (line,) = trained.stderr.strip().splitlines()
+        assert "loss.name: loss 'evil' comes from the plugin ltrank-evil 6.6.6 (entry point evil = " in line
+    finally:
+        LOSSES._plugins, LOSSES._plugin_eps, LOSSES._entries = saved[0], saved[1], saved[2]
+
+
+def _raising_factory(exc: BaseException):
+    def factory(class_counts, **params):
+        raise exc
+
+    return factory
+
+
+@pytest.mark.parametrize("exc,shown", [
+    (ValueError("class_counts must be positive\nsecond line"), "ValueError: class_counts must be positive"),
+    (ZeroDivisionError("division by zero"), "ZeroDivisionError: division by zero"),
+    (SystemExit(2), "SystemExit: called sys.exit(2)"),
+])
+def test_a_plugin_constructor_that_raises_is_one_line_naming_the_distribution(monkeypatch, exc, shown):
+    mod = types.ModuleType("raising_ltrank_plugin")
+    mod.SPEC = Spec(_raising_factory(exc), "raises when built")
+    monkeypatch.setitem(sys.modules, "raising_ltrank_plugin", mod)
+    reg = _registry()
+    reg.discover([EntryPoint("fragile", "raising_ltrank_plugin:SPEC", "ltrank.losses.v1")._for(_FakeDist())])
+    with pytest.raises(LtrankError) as info:
+        reg.build("fragile", class_counts=[3, 1])
+    message = str(info.value)
+    assert message == (
+        f"loss 'fragile' from the plugin ltrank-evil 6.6.6 (entry point fragile = raising_ltrank_plugin:SPEC) "
+        f"failed to build ({shown}); fix or uninstall that package, or pick another loss"
+    )
+
+
+def test_a_plugin_constructor_raising_ltrank_error_keeps_its_message(monkeypatch):
+    mod = types.ModuleType("raising_ltrank_plugin")
+    mod.SPEC = Spec(_raising_factory(LtrankError("fragile: needs at least 3 classes")), "raises when built")
+    monkeypatch.setitem(sys.modules, "raising_ltrank_plugin", mod)
+    reg = _registry()
+    reg.discover(_eps(("fragile", "raising_ltrank_plugin:SPEC")))
+    with pytest.raises(LtrankError, match=r"^fragile: needs at least 3 classes$"):
+        reg.build("fragile", class_counts=[3, 1])
+
+
+def test_a_builtin_constructor_error_is_not_blamed_on_a_plugin():
+    reg = _registry()
+    reg.register("buggy", Spec(_raising_factory(ValueError("a bug in ltrank")), "built-in"))
+    with pytest.raises(ValueError, match="a bug in ltrank"):
+        reg.build("buggy", class_counts=[1])
+
+
+def test_a_plugin_validator_raising_a_non_validation_error_is_one_line(monkeypatch):
+    from pydantic import BaseModel, ConfigDict, field_validator
+
+    class _Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        width: int = 1
+
+        @field_validator("width")
+        @classmethod
+        def _boom(cls, value: int) -> int:
+            raise TypeError("validator bug")
+
+    mod = types.ModuleType("validating_ltrank_plugin")
+    mod.SPEC = Spec(lambda class_counts, width=1: width, "buggy validator", params=_Params)
+    monkeypatch.setitem(sys.modules, "validating_ltrank_plugin", mod)
+    reg = _registry()
+    reg.discover([EntryPoint("buggy", "validating_ltrank_plugin:SPEC", "ltrank.losses.v1")._for(_FakeDist())])
+    with pytest.raises(LtrankError) as info:
+        reg.validate("buggy", {"width": 2}, where="loss.params")
+    assert str(info.value) == (
+        "loss.params: the plugin ltrank-evil 6.6.6 (entry point buggy = validating_ltrank_plugin:SPEC) failed to "
+        "validate them (TypeError: validator bug); fix or uninstall that package, or pick another loss"
+    )

@@ -116,3 +116,20 @@ def test_builtin_registries_are_populated():
     assert {"ce"} <= set(LOSSES.names())
     assert {"resnet32", "timm/*"} <= set(BACKBONES.names())
     assert SCHEDULES.names() == ["drw", "fixed", "none", "progressive"]
+
+
+def test_a_namespace_name_check_runs_at_lookup_and_validation():
+    def check(model_name: str) -> None:
+        if model_name not in {"resnet18", "vit_tiny"}:
+            raise LtrankError(f"unknown timm model {model_name!r}")
+
+    reg = Registry("backbone", "ltrank.test.v1", context=("num_classes",))
+    reg.discover([])
+    reg.register("timm/", Spec(lambda num_classes, model_name: model_name, "timm"), name_check=check)
+    assert reg.get("timm/resnet18").description == "timm"
+    assert reg.get("timm/*").description == "timm"  # the listing name is not a model
+    for call in (lambda: reg.get("timm/resnet181"), lambda: reg.validate("timm/resnet181", {})):
+        with pytest.raises(LtrankError, match="unknown timm model 'resnet181'"):
+            call()
+    with pytest.raises(ValueError, match="only a namespace"):
+        reg.register("plain", Spec(lambda num_classes: 0, "x"), name_check=check)

@@ -157,7 +157,6 @@ def test_a_learning_rate_beyond_float32_fails_the_run_with_one_line(tmp_path):
     assert record.status == "failed" and "overflow" in record.reason and record.history == []
 
 
-@pytest.mark.xfail(strict=True, reason="until the AP kernel returns NaN for non-finite logits (issue 9.5 branch)")
 def test_a_diverging_ap_model_is_caught_through_its_logits(tmp_path):
     """AP Loss is bounded: the loss value alone would not show a blow-up."""
     recipe = tiny_recipe(tmp_path, "tiny-ap", 'name = "ap"', epochs=2)

@@ -11,6 +11,8 @@ from ltrank.errors import did_you_mean
 
 #: Source names that ltrank knows without a path.
 BUILTIN_SOURCES = ("cifar10", "cifar100")
+#: Image size (height, width) of each built-in source, known before any data is read.
+BUILTIN_IMAGE_SIZES: dict[str, tuple[int, int]] = {"cifar10": (32, 32), "cifar100": (32, 32)}
 #: Prefixes for users' own data: ``npz:<path>`` and ``folder:<path>``.
 PATH_KINDS = ("npz", "folder")
 
@@ -18,12 +20,12 @@ PATH_KINDS = ("npz", "folder")
 class DatasetConfig(BaseModel):
     """How to build the long-tailed training set (a recipe's ``[data]`` table)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     source: str = Field(
         ...,
         description="'cifar10', 'cifar100', 'npz:<path>' (an .npz image set) or 'folder:<path>' "
-        "(root/train/<class>/*.png|jpg and root/test/<class>/...).",
+        "(root/train/<class>/<images> and root/test/<class>/<images>; any format Pillow reads).",
     )
     imbalance_ratio: float = Field(
         100.0, ge=1.0,

@@ -87,12 +87,14 @@ def select_indices(
     for c, n_c in enumerate(counts):
         rows = np.flatnonzero(labels == c)
         if n_c > len(rows):
-            # A larger ratio asks for fewer images, except from classes the profile keeps at n_max.
-            fix = (
-                "use a larger imbalance ratio or a source with more images of this class"
-                if n_c < max(counts)
-                else "this profile keeps the class at n_max; use the 'exp' profile or a source with more images of this class"
-            )
+            # A larger ratio asks for fewer images, except from classes the profile keeps at n_max,
+            # and no ratio helps a class with no image at all.
+            if len(rows) == 0:
+                fix = "no imbalance ratio can fix that: add training images of this class, or remove the class"
+            elif n_c < max(counts):
+                fix = "use a larger imbalance ratio or a source with more images of this class"
+            else:
+                fix = "this profile keeps the class at n_max; use the 'exp' profile or a source with more images of this class"
             raise LtrankError(
                 f"class {c} ({class_names[c]!r}) needs {n_c} training images but the source holds {len(rows)}; {fix}"
             )

@@ -7,8 +7,10 @@ labels; nothing here knows about long tails. Problems a user can fix become one-
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from ltrank.data.config import DatasetConfig, SourceInfo
+from ltrank.data.images import readable_suffixes, to_rgb8
 from ltrank.errors import LtrankError
 
 DATA_DIR_ENV = "LTRANK_DATA_DIR"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 #: Registered CIFAR sources: torchvision folder, offline pool file, images per class in the full set.
 _CIFAR = {
@@ -110,9 +112,27 @@ def _torchvision_class(name: str):
 
 
 def _download_torchvision(name: str, root: Path) -> None:
+    """Download with torchvision; a failed attempt removes what it created, and only that.
+
+    A partial archive or extraction would make the next run fail differently, and an empty
+    data folder left behind would look like data; folders and files that were there stay.
+    """
+    created = [p for p in (root, *root.parents) if not p.exists()]  # deepest first
+    before = set(root.iterdir()) if root.is_dir() else set()
     root.mkdir(parents=True, exist_ok=True)
-    _torchvision_class(name)(str(root), train=True, download=True)
-    _torchvision_class(name)(str(root), train=False, download=True)
+    try:
+        _torchvision_class(name)(str(root), train=True, download=True)
+        _torchvision_class(name)(str(root), train=False, download=True)
+    except BaseException:  # Ctrl-C mid-download too
+        for path in set(root.iterdir()) - before:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        for folder in created:
+            with contextlib.suppress(OSError):  # not empty: someone else wrote there meanwhile
+                folder.rmdir()
+        raise
 
 
 def _load_torchvision(name: str, root: Path) -> RawSource:
@@ -254,9 +274,12 @@ def _validated(origin: Path, arrays: dict[str, np.ndarray]):
 
 # ---------------------------------------------------------------------------- folders
 def load_folder(root: Path, name: str | None = None) -> RawSource:
-    """Read ``root/train/<class>/*`` and ``root/test/<class>/*`` (PNG or JPEG, all the same size).
+    """Read ``root/train/<class>/*`` and ``root/test/<class>/*`` (all the same size).
 
     Classes are the sorted sub-folder names of ``train``; files are read in sorted name order.
+    Every file whose suffix Pillow can open is read (PNG, JPEG, BMP, TIFF, WebP, GIF, ...), in
+    any mode, as 8-bit RGB the way a viewer shows it (:func:`ltrank.data.images.to_rgb8`); other
+    files are ignored. Every class needs images in both splits: an empty class folder is named.
     """
     root = Path(root)
     train_dir, test_dir = root / "train", root / "test"
@@ -267,7 +290,7 @@ def load_folder(root: Path, name: str | None = None) -> RawSource:
     if len(classes) < 2:
         raise LtrankError(
             f"{train_dir}: found {len(classes)} class folder(s), need at least 2; put each class's images "
-            "in its own sub-folder, train/<class>/*.png|jpg and test/<class>/..."
+            "in its own sub-folder, train/<class>/*.png and test/<class>/..."
         )
     extra = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
     if extra:
@@ -284,19 +307,29 @@ def load_folder(root: Path, name: str | None = None) -> RawSource:
 
 def _read_split(split_dir: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Decode one split with Pillow (a torchvision dependency) into uint8 [N, H, W, 3]."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
+    suffixes = readable_suffixes()
     images: list[np.ndarray] = []
     labels: list[int] = []
     for label, cls in enumerate(classes):
         folder = split_dir / cls
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes) if folder.is_dir() else []
+        if not files:
+            what = "holds no images" if folder.is_dir() else "is missing"
+            raise LtrankError(
+                f"{folder}: the folder of class {cls!r} {what}; every class needs images in train/ and test/ "
+                "(Pillow-readable: .png, .jpg, .bmp, .tif, .webp, ...): add some, or remove the class from both"
+            )
         for file in files:
             try:
                 with Image.open(file) as handle:
-                    image = np.asarray(handle.convert("RGB"))
-            except (OSError, UnidentifiedImageError) as exc:
-                raise LtrankError(f"{file}: cannot decode image ({str(exc).splitlines()[0]})") from None
+                    image = to_rgb8(handle)
+            except LtrankError as exc:
+                raise LtrankError(f"{file}: {exc}") from None
+            except Exception as exc:  # decoders raise OSError, ValueError, SyntaxError, DecompressionBombError...
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise LtrankError(f"{file}: cannot decode image ({reason})") from None
             if images and image.shape != images[0].shape:
                 raise LtrankError(
                     f"{file}: image is {image.shape[1]}x{image.shape[0]} but earlier ones are "
@@ -304,8 +337,6 @@ def _read_split(split_dir: Path, classes: list[str]) -> tuple[np.ndarray, np.nda
                 )
             images.append(image)
             labels.append(label)
-    if not images:
-        raise LtrankError(f"{split_dir}: no .png/.jpg images found in its class folders")
     return np.stack(images), np.asarray(labels, dtype=np.int64)
 
 

@@ -172,14 +172,14 @@ def _ranked_batch(logits: torch.Tensor, targets: torch.Tensor, scope: Scope) -> 
 
 
 class APParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     delta: float = Field(1.0, gt=0.0, allow_inf_nan=False, description=_DELTA_HELP)
     formulation: Formulation = Field("thesis", description=_FORMULATION_HELP)
     scope: Scope = Field("global", description=_SCOPE_HELP)
 
 
 class CBDeltaParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     delta: float = Field(1.0, gt=0.0, allow_inf_nan=False, description=_DELTA_HELP + "; scaled per class by the class weights")
     beta: float = Field(0.99, ge=0.0, lt=1.0, description=_BETA_HELP)
     mode: Literal["multiply", "divide"] = Field(
@@ -192,7 +192,7 @@ class CBDeltaParams(BaseModel):
 
 
 class CBPrimaryParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     delta: float = Field(1.0, gt=0.0, allow_inf_nan=False, description=_DELTA_HELP)
     beta: float = Field(0.99, ge=0.0, lt=1.0, description=_BETA_HELP)
     formulation: Formulation = Field("thesis", description=_FORMULATION_HELP)

@@ -35,7 +35,7 @@ class CrossEntropyLoss(ClassWeightedLoss):
 
 
 class CEParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     beta: float = Field(0.9999, ge=0.0, lt=1.0, description="effective-number beta of the class weights a schedule may apply (DRW uses 0.9999)")
     weighted: bool = Field(False, description="start with class-balanced weights (CB-CE) before any schedule speaks")
 

@@ -105,7 +105,7 @@ class DROLTLoss(nn.Module):
 
 
 class DROLTParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     temperature: float = Field(1.0, gt=0.0, description="divides the centroid scores before the batch-wise log-softmax (docs/method.md: 1.0)")
     ce_weighting: Literal["count_ratio", "none"] = Field(
         "count_ratio",

@@ -62,12 +62,12 @@ class CBFocalLoss(ClassWeightedLoss):
 
 
 class FocalParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     gamma: float = Field(2.0, ge=0.0, description="focusing exponent of the modulating factor (Lin et al.: 2; 0 gives sigmoid BCE)")
 
 
 class CBFocalParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     beta: float = Field(
         0.9999, ge=0.0, lt=1.0,
         description=f"effective-number beta of the class weights (Cui et al.). Bag of Tricks per dataset: {_configs_text()}",

@@ -46,7 +46,7 @@ class LDAMLoss(ClassWeightedLoss):
 
 
 class LDAMParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     max_m: float = Field(0.5, gt=0.0, description="margin of the rarest class; m_c = max_m * (n_c / n_min)^(-1/4) (Cao et al.: 0.5)")
     s: float = Field(30.0, gt=0.0, description="scale applied to the margin-shifted cosine logits (Cao et al.: 30)")
     beta: float = Field(0.9999, ge=0.0, lt=1.0, description="effective-number beta of the class weights the 'drw' schedule applies (Cao et al.: 0.9999)")

@@ -10,14 +10,14 @@ from torch import nn
 from ltrank.models.classifier import Classifier
 from ltrank.models.heads import CosineHead, make_head
 from ltrank.models.resnet_cifar import CifarResNetEncoder
-from ltrank.models.timm_adapter import TimmParams, build_timm
+from ltrank.models.timm_adapter import TimmParams, build_timm, check_timm_model
 from ltrank.registry import Registry, Spec
 
 __all__ = ["Classifier", "CosineHead", "CifarResNetEncoder", "resnet32", "register"]
 
 
 class ResNetParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     head: Literal["linear", "cosine"] = Field(
         "linear", description="'linear' (64 -> C with bias) or 'cosine' (normalised, no bias; for LDAM)"
     )
@@ -42,4 +42,5 @@ def register(registry: Registry) -> None:
         "timm/",
         Spec(build_timm, "any timm model, e.g. timm/resnet18: timm's pooled features plus an ltrank head",
              params=TimmParams, paper="Wightman, PyTorch Image Models (timm)"),
+        name_check=check_timm_model,  # an unknown timm model is refused when a recipe is validated
     )

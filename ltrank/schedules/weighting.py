@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ltrank.registry import Registry, Spec
+from ltrank.registry import EPOCH_PARAM, Registry, Spec
 
 
 def _check(epoch: int, total_epochs: int) -> None:
@@ -63,8 +63,11 @@ class DeferredReweighting:
 
 
 class DRWParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    start_epoch: int = Field(161, ge=1, description="first epoch (1-indexed) that uses the class-balanced weights")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    start_epoch: int = Field(
+        161, ge=1, json_schema_extra=EPOCH_PARAM,
+        description="first epoch (1-indexed) that uses the class-balanced weights; at most train.epochs",
+    )
 
 
 def register(registry: Registry) -> None:

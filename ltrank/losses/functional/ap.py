@@ -19,6 +19,12 @@ and O(|P| log |P|) for the rest; memory O(N + |P|). Every sum is accumulated in 
 scores centred at the mean positive score, so float32 logits give the float64 result rounded
 once at the end. The value and the gradient are computed together in the forward pass;
 the backward pass only scales the stored gradient (no derivative of H is ever taken).
+
+Faults: a non-finite logit (a diverged model) gives a NaN loss and an all-NaN gradient, flagged
+on the device (no host sync), so any divergence check on the loss sees it. The stored gradient is
+kept in at least float32 and scaled before it is cast to the logits' dtype, so float16 logits
+under a loss scaler (GradScaler's initial scale 65536 exceeds the float16 range) get finite,
+correctly scaled gradients.
 """
 
 from __future__ import annotations
@@ -59,8 +65,9 @@ def ap_loss(
 
     Returns:
         A scalar: the loss (float64 for float64 logits, float32 otherwise). Its backward puts
-        the identity-update gradient into ``logits.grad`` in the logits' dtype and device. An
-        empty batch gives 0 and a zero gradient.
+        the identity-update gradient into ``logits.grad`` in the logits' dtype and device (scaled
+        by the upstream gradient in float32 first, so a loss scaler cannot overflow float16). An
+        empty batch gives 0 and a zero gradient; a nan or inf logit gives NaN and NaN gradients.
 
     Value checks on ``targets`` and ``delta`` run for CPU tensors only, so that the CUDA path
     never waits on the device.
@@ -78,12 +85,13 @@ class _APLossFunction(torch.autograd.Function):
         loss, grad = ap_loss_and_grad(logits, targets, delta, class_weights, formulation, need_grad)
         if grad is not None:
             ctx.save_for_backward(grad)
+            ctx.logits_dtype = logits.dtype
         return loss
 
     @staticmethod
     def backward(ctx, grad_output):  # type: ignore[override]
-        (grad,) = ctx.saved_tensors
-        return grad * grad_output.to(grad.dtype), None, None, None, None
+        (grad,) = ctx.saved_tensors  # float32 or float64: scale first, then cast (loss scaling)
+        return (grad * grad_output.to(grad.dtype)).to(ctx.logits_dtype), None, None, None, None
 
 
 def ap_loss_and_grad(
@@ -94,17 +102,27 @@ def ap_loss_and_grad(
     formulation: Formulation = "thesis",
     need_grad: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The loss and (with ``need_grad``) its identity-update gradient [B, C], no autograd."""
+    """The loss and (with ``need_grad``) its identity-update gradient [B, C], no autograd.
+
+    Both come in the loss's dtype: float64 for float64 logits, float32 otherwise (a float16
+    gradient could not be scaled by a loss scaler without overflowing). A nan or inf logit
+    makes both NaN.
+    """
     out_dtype = torch.promote_types(logits.dtype, torch.float32)
     batch, num_classes = logits.shape
     device = logits.device
     if batch == 0:
-        zero_grad = torch.zeros_like(logits) if need_grad else None
+        zero_grad = torch.zeros(logits.shape, dtype=out_dtype, device=device) if need_grad else None
         return torch.zeros((), dtype=out_dtype, device=device), zero_grad
 
     targets = targets.to(device=device, dtype=torch.long)
     pos_index = torch.arange(batch, device=device) * num_classes + targets
     scores = logits.detach().reshape(-1).to(_WORK, copy=True)
+    # A diverged model's nan/inf would break the bucketing (out-of-range indices) or leak into
+    # some terms only; compute on zeros there and make the results NaN through a device-side flag.
+    finite = torch.isfinite(scores)
+    diverged = ~finite.all()
+    scores.masked_fill_(~finite, 0.0)
     # H only sees differences: centring at the mean positive loses nothing and curbs cancellation
     scores.sub_(scores[pos_index].mean())
     s = scores[pos_index]
@@ -151,7 +169,7 @@ def ap_loss_and_grad(
         kappa = torch.where(raised, (1.0 - smoothed) / torch.where(raised, 1.0 - precision, 1.0), 1.0)
         primary = 1.0 - smoothed
         neg_coef = w * kappa / (batch * rank)
-    loss = ((w * primary).sum() / batch).to(out_dtype)
+    loss = ((w * primary).sum() / batch).masked_fill_(diverged, math.nan).to(out_dtype)
     if not need_grad:
         return loss, None
 
@@ -166,7 +184,7 @@ def ap_loss_and_grad(
     intercept = torch.cumsum(intercept_diff, 0)[:n_buckets]
     grad = intercept.index_select(0, bucket).addcmul_(slope.index_select(0, bucket), scores)
     grad[pos_index] = -(w * primary) / batch  # eqs. 3.20, 3.28
-    return loss, grad.to(logits.dtype).view_as(logits)
+    return loss, grad.masked_fill_(diverged, math.nan).to(out_dtype).view_as(logits)
 
 
 def _bucketize(breaks: torch.Tensor, scores: torch.Tensor, cells_per_break: int = 64, max_steps: int = 8) -> torch.Tensor:
