@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ltrank.data.config import SHOT_GROUP_KINDS, source_kind
 from ltrank.errors import LtrankError
 
 GROUP_SCHEMES: tuple[str, ...] = ("thirds", "shots")
@@ -45,6 +46,13 @@ def group_classes(class_counts: Sequence[int], scheme: str = "thirds") -> dict[s
             "Few": [int(c) for c in ranked if counts[c] < FEW_SHOT_BELOW],
         }
     raise LtrankError(f"unknown group scheme {scheme!r}; use 'thirds' or 'shots'")
+
+
+def default_group_scheme(source: str) -> str:
+    """The groups shown by default for a ``data.source``: ``shots`` (Many / Medium / Few) for the
+    large long-tailed benchmarks and split lists, as their papers report; ``thirds`` otherwise
+    (the thesis's Head / Body / Tail on CIFAR)."""
+    return "shots" if source_kind(source) in SHOT_GROUP_KINDS else "thirds"
 
 
 def group_accuracies(
