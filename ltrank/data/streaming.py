@@ -50,7 +50,7 @@ def image_size_of(cfg: DatasetConfig) -> int:
     return cfg.image_size or DEFAULT_IMAGE_SIZE
 
 
-def test_resize(image_size: int) -> int:
+def eval_resize(image_size: int) -> int:
     """Shorter side before the centre crop: 256 for 224, in the same 256/224 proportion otherwise."""
     return image_size * 256 // 224
 
@@ -64,19 +64,30 @@ def decode_rgb8(path: str | Path) -> torch.Tensor:
     :func:`pil_to_rgb8`. Raises OSError (missing or unreadable file, Pillow cannot identify it)
     or RuntimeError / ValueError (corrupt data).
     """
-    from torchvision.io import ImageReadMode, decode_image
     from torchvision.transforms.v2.functional import to_dtype
 
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise ValueError("empty file")
+    decode = _torchvision_decoder()
     try:
-        image = decode_image(torch.from_numpy(data), mode=ImageReadMode.RGB)
+        image = decode(torch.from_numpy(data)) if decode is not None else _decode_with_pil(path)
     except RuntimeError:
         image = _decode_with_pil(path)
     if image.dtype != torch.uint8:
         image = to_dtype(image, torch.uint8, scale=True)
     return image
+
+
+@functools.lru_cache(maxsize=None)
+def _torchvision_decoder() -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """torchvision.io's decoder, RGB mode (deprecated since torchvision 0.29 in favour of
+    TorchCodec, still the fastest here); None where a torchvision no longer has it."""
+    try:
+        from torchvision.io import ImageReadMode, decode_image
+    except ImportError:
+        return None
+    return functools.partial(decode_image, mode=ImageReadMode.RGB)
 
 
 def _decode_with_pil(path: str | Path) -> torch.Tensor:
@@ -99,7 +110,7 @@ def pil_to_rgb8(image: Any) -> np.ndarray:
         wide = np.asarray(image).astype(np.uint32)
         grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)
         return np.repeat(grey[:, :, None], 3, axis=2)
-    return np.asarray(image.convert("RGB"))
+    return np.array(image.convert("RGB"))  # a writable copy: torch.from_numpy wants one
 
 
 # ----------------------------------------------------------------------------- transforms
@@ -116,11 +127,11 @@ def train_transform(image_size: int, color_jitter: float = 0.0) -> Callable[[tor
     return v2.Compose(steps)
 
 
-def test_transform(image_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+def eval_transform(image_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """Resize the shorter side to ``image_size * 256 // 224`` (antialiased), then CenterCrop(image_size)."""
     from torchvision.transforms import v2
 
-    return v2.Compose([v2.Resize(test_resize(image_size), antialias=True), v2.CenterCrop(image_size)])
+    return v2.Compose([v2.Resize(eval_resize(image_size), antialias=True), v2.CenterCrop(image_size)])
 
 
 def normalize_imagenet(images: torch.Tensor) -> torch.Tensor:
@@ -156,7 +167,7 @@ class StreamingDataset(Dataset):
     :class:`Failure` when the file cannot be decoded. The image is uint8, or float32 normalised
     with :func:`normalize_imagenet` when ``normalize`` is set.
 
-    ``key`` is an index (no randomness: the test transform) or ``(index, epoch)``: the random
+    ``key`` is an index (no randomness: the evaluation transform) or ``(index, epoch)``: the random
     transform is then seeded from ``(seed, epoch, index)``, whichever process decodes it.
     """
 
@@ -368,7 +379,7 @@ def make_loader(source: StreamSource, split: str, cfg: DatasetConfig, *, seed: i
     """A :class:`StreamLoader` over ``source``'s ``split`` ('train', 'val' or 'test').
 
     ``train`` (default: ``split == 'train'``) chooses the random training transform, the seeded
-    epoch order and drop_last; otherwise the test transform in file order. Image size and colour
+    epoch order and drop_last; otherwise the evaluation transform (:func:`eval_transform`) in file order. Image size and colour
     jitter come from ``cfg`` (``data.image_size``, ``data.color_jitter``). Raises LtrankError for a
     split the source does not have.
     """
@@ -378,7 +389,7 @@ def make_loader(source: StreamSource, split: str, cfg: DatasetConfig, *, seed: i
         raise LtrankError(f"{source.name}: no {split!r} split (it has {have})")
     train = split == "train" if train is None else train
     size = image_size_of(cfg)
-    transform = train_transform(size, cfg.color_jitter) if train else test_transform(size)
+    transform = train_transform(size, cfg.color_jitter) if train else eval_transform(size)
     dataset = StreamingDataset(source.root, chosen, transform, seed=seed)
     return StreamLoader(dataset, batch_size=batch_size, train=train, seed=seed, num_workers=num_workers,
                         device=device, class_aware=class_aware)
