@@ -13,16 +13,17 @@ in :func:`collate_skipping` (so that batch is smaller; a batch whose samples all
 yielded), and :class:`DecodeFailures` lists each failing file once and counts every skipped
 draw, for the CLI to show and the run record to keep.
 
-Normalisation (ImageNet mean and std) happens where it costs least: for a CUDA device the
-workers output uint8 crops, the loader copies the pinned uint8 batch (four times less than
-float32) and normalises on the GPU; for the CPU the workers normalise, so the process that runs
-the model does no per-pixel work (one float conversion of a 224 x 224 crop takes about 1 ms
-on this project's CPU). Both use :func:`normalize_imagenet`, so the numbers are the same.
+Workers output uint8 crops, collated straight into shared memory; the loader moves the uint8
+batch (pinned on CUDA: four times less to copy than float32) to the device and normalises it
+there with the ImageNet mean and std, one fused multiply-add per pixel for the whole batch.
+Normalising in the workers instead was measured slower on the CPU: float32 crops make the
+collate and the copy between processes four times larger (benchmarks/stream_speed.py).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, default_collate
 
 from ltrank.data.config import DEFAULT_IMAGE_SIZE, DatasetConfig
 from ltrank.data.samplers import class_aware_indices
@@ -135,21 +136,29 @@ def eval_transform(image_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def normalize_imagenet(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, 3, H, W] -> float32 ``(x / 255 - mean) / std`` (ImageNet statistics), same device."""
-    mean, std = _constants(images.device)
-    return images.float().div_(255.0).sub_(mean).div_(std)
+    """uint8 [B, 3, H, W] -> float32 ``(x / 255 - mean) / std`` (ImageNet statistics), same device.
+
+    Computed as ``x * (1 / (255 std)) + (-mean / std)``: two passes instead of four, equal to
+    the written-out formula within float32 rounding.
+    """
+    scale, shift = _constants(images.device)
+    return images.float().mul_(scale).add_(shift)
 
 
 @functools.lru_cache(maxsize=None)
 def _constants(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    shape = (1, 3, 1, 1)
-    return (torch.tensor(IMAGENET_MEAN, device=device).view(shape),
-            torch.tensor(IMAGENET_STD, device=device).view(shape))
+    """``1 / (255 std)`` and ``-mean / std`` as [1, 3, 1, 1] float32 tensors, made once per device."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float64).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float64).view(1, 3, 1, 1)
+    return (1.0 / (255.0 * std)).float().to(device), (-mean / std).float().to(device)
 
 
 def mix_seed(*words: int) -> int:
-    """A 63-bit seed from non-negative integers (numpy SeedSequence: nearby inputs give unrelated seeds)."""
-    return int(np.random.SeedSequence(list(words)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+    """A 63-bit seed from integers in 0..2**64-1: BLAKE2b of their 8-byte little-endian forms, so
+    nearby inputs (index 7, index 8) give unrelated seeds, the same on every platform. About 5 us
+    (numpy's SeedSequence, the other candidate, took about 45 us per sample)."""
+    data = b"".join(word.to_bytes(8, "little") for word in words)
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") >> 1
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -163,21 +172,19 @@ class Failure:
 
 
 class StreamingDataset(Dataset):
-    """Map-style dataset over one split: item ``key`` -> ``(image [3, S, S], label, index)``, or a
-    :class:`Failure` when the file cannot be decoded. The image is uint8, or float32 normalised
-    with :func:`normalize_imagenet` when ``normalize`` is set.
+    """Map-style dataset over one split: item ``key`` -> ``(image uint8 [3, S, S], label, index)``,
+    or a :class:`Failure` when the file cannot be decoded.
 
     ``key`` is an index (no randomness: the evaluation transform) or ``(index, epoch)``: the random
     transform is then seeded from ``(seed, epoch, index)``, whichever process decodes it.
     """
 
     def __init__(self, root: Path | str, split: SplitList, transform: Callable[[torch.Tensor], torch.Tensor],
-                 seed: int = 0, normalize: bool = False) -> None:
+                 seed: int = 0) -> None:
         self.root = str(root)
         self.split = split
         self.transform = transform
         self.seed = seed
-        self.normalize = normalize
 
     def __len__(self) -> int:
         return len(self.split)
@@ -196,8 +203,6 @@ class StreamingDataset(Dataset):
             out = self.transform(image)
         else:
             out = self._seeded(image, mix_seed(self.seed, epoch, index, _AUGMENT_STREAM))
-        if self.normalize:
-            out = normalize_imagenet(out.unsqueeze(0)).squeeze(0)
         return out, int(self.split.labels[index]), index
 
     def _seeded(self, image: torch.Tensor, seed: int) -> torch.Tensor:
@@ -222,7 +227,7 @@ def _first_line(exc: BaseException) -> str:
 class StreamBatch:
     """A collated batch: the decoded samples and the failures dropped from it."""
 
-    images: torch.Tensor  # uint8 or normalised float32 [B, 3, S, S] (B = 0 when every sample failed)
+    images: torch.Tensor  # uint8 [B, 3, S, S] (B = 0 when every sample failed)
     labels: torch.Tensor  # int64 [B]
     indices: torch.Tensor  # int64 [B], positions in the split
     failures: list[Failure] = field(default_factory=list)
@@ -234,14 +239,15 @@ class StreamBatch:
 
 
 def collate_skipping(samples: Sequence[tuple[torch.Tensor, int, int] | Failure]) -> StreamBatch:
-    """Stack the decoded samples; failures are dropped from the batch and carried beside it."""
+    """Stack the decoded samples (``default_collate``: in a worker, straight into shared memory);
+    failures are dropped from the batch and carried beside it."""
     good = [s for s in samples if not isinstance(s, Failure)]
     failures = [s for s in samples if isinstance(s, Failure)]
     if not good:
         empty = torch.empty(0, dtype=torch.int64)
         return StreamBatch(torch.empty(0, 3, 0, 0, dtype=torch.uint8), empty, empty.clone(), failures)
     return StreamBatch(
-        torch.stack([s[0] for s in good]),
+        default_collate([s[0] for s in good]),
         torch.tensor([s[1] for s in good], dtype=torch.int64),
         torch.tensor([s[2] for s in good], dtype=torch.int64),
         failures,
@@ -315,20 +321,18 @@ class StreamLoader:
 
     Training loaders (``train=True``) draw keys from an :class:`EpochSampler` and drop the last
     incomplete batch; evaluation loaders visit the split in order and keep every sample. Worker
-    processes are persistent; memory is pinned when the device is CUDA. The dataset's
-    ``normalize`` is set here: on for the CPU, off for CUDA (module docstring).
+    processes are persistent; memory is pinned when the device is CUDA.
     """
 
     def __init__(self, dataset: StreamingDataset, *, batch_size: int, train: bool, seed: int,
                  num_workers: int, device: torch.device | str, class_aware: bool = False,
-                 prefetch_factor: int = 4) -> None:
+                 prefetch_factor: int = 2) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.dataset = dataset
         self.device = torch.device(device)
-        dataset.normalize = self.device.type != "cuda"
         self.train = train
         self.sampler: EpochSampler | None = (
             EpochSampler(dataset.split.labels, seed, class_aware=class_aware) if train else None
@@ -365,7 +369,7 @@ class StreamLoader:
                 continue
             x = batch.images.to(self.device, non_blocking=True)
             y = batch.labels.to(self.device, non_blocking=True)
-            yield (normalize_imagenet(x) if x.dtype == torch.uint8 else x), y
+            yield normalize_imagenet(x), y
 
     def new_failures(self) -> list[Failure]:
         """Failures first seen since the last call (each file once over the loader's life)."""
