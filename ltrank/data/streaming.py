@@ -94,8 +94,11 @@ def _torchvision_decoder() -> Callable[[torch.Tensor], torch.Tensor] | None:
 def _decode_with_pil(path: str | Path) -> torch.Tensor:
     from PIL import Image
 
-    with Image.open(path) as handle:
-        array = pil_to_rgb8(handle)
+    try:
+        with Image.open(path) as handle:
+            array = pil_to_rgb8(handle)
+    except Image.DecompressionBombError as exc:  # not an OSError: make it a decode failure too
+        raise ValueError(str(exc)) from None
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
