@@ -20,6 +20,7 @@ from typing import Literal, Optional
 
 import numpy as np
 
+from ltrank.data.config import SHOT_GROUP_KINDS, source_kind
 from ltrank.errors import LtrankError, did_you_mean
 
 SchemeName = Literal["thirds", "shots"]
@@ -65,6 +66,13 @@ def get_scheme(name: str) -> GroupScheme:
         raise LtrankError(
             f"unknown group scheme {name!r}{did_you_mean(name, SCHEMES)}; use {' or '.join(SCHEMES)}"
         ) from None
+
+
+def default_group_scheme(source: str) -> str:
+    """The groups shown by default for a ``data.source``: ``shots`` (Many / Medium / Few) for the
+    large long-tailed benchmarks and split lists, as their papers report; ``thirds`` otherwise
+    (the thesis's Head / Body / Tail on CIFAR)."""
+    return "shots" if source_kind(source) in SHOT_GROUP_KINDS else "thirds"
 
 
 def group_classes(class_counts: Sequence[int], scheme: str = "thirds") -> dict[str, list[int]]:

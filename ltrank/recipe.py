@@ -80,6 +80,12 @@ class TrainConfig(_Section):
     epochs: int = Field(200, gt=0, description="training epochs (with stages: their sum, filled in when resolved)")
     batch_size: int = Field(128, gt=0, description="images per batch (drop_last)")
     lr: float = Field(0.1, gt=0, description="peak learning rate")
+    lr_schedule: Literal["step", "cosine"] = Field(
+        "step",
+        description="'step': warm-up, then lr times gamma at each milestone (docs/method.md section 3); 'cosine': "
+        "warm-up, then a half cosine from lr towards 0 over the remaining epochs, set per epoch (Kang et al., "
+        "ICLR 2020); milestones and gamma are ignored",
+    )
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     nesterov: bool = Field(True, description="Nesterov momentum")
     weight_decay: float = Field(2e-4, ge=0, description="weight decay on all parameters")

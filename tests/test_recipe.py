@@ -37,8 +37,12 @@ EXPECTED = {
 }
 
 
+#: The large-dataset starting points of issue 13 (checked in test_large_recipes.py).
+LARGE = {f"imagenetlt-r50-{m}" for m in ("ce", "ap", "cbdelta", "cbprimary", "ldam-drw")} | {"placeslt-r152-ce"}
+
+
 def test_the_thesis_grid_and_quickstart_are_shipped():
-    expected = {f"{d}-{m}" for d in DATASETS for m in METHODS} | {"quickstart"}
+    expected = {f"{d}-{m}" for d in DATASETS for m in METHODS} | {"quickstart"} | LARGE
     assert set(shipped_recipes()) == expected
 
 

@@ -1,14 +1,17 @@
 """Learning rate per epoch (docs/method.md section 3) and the training phases of a recipe.
 
 Epochs are 1-indexed. Without ``[[train.stages]]`` the whole run is one phase with the
-protocol schedule: linear warm-up from ``lr * warmup_start_factor`` at epoch 1 to ``lr`` at
-epoch ``warmup_epochs``, then ``lr`` multiplied by ``gamma`` at each milestone epoch (the
-milestone epoch itself already uses the lower rate). With stages, each stage is a phase with a
-constant learning rate (the DRO-LT procedure, docs/method.md section 6).
+recipe's ``train.lr_schedule``: ``"step"`` (the protocol: linear warm-up from
+``lr * warmup_start_factor`` at epoch 1 to ``lr`` at epoch ``warmup_epochs``, then ``lr``
+multiplied by ``gamma`` at each milestone epoch, the milestone epoch itself already using the
+lower rate) or ``"cosine"`` (the same warm-up, then half-cosine decay to 0; Kang et al., ICLR
+2020). With stages, each stage is a phase with a constant learning rate (the DRO-LT procedure,
+docs/method.md section 6).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ltrank.recipe import StageConfig, TrainConfig
@@ -25,6 +28,26 @@ def protocol_lr(epoch: int, cfg: TrainConfig) -> float:
         return cfg.lr * (cfg.warmup_start_factor + (1.0 - cfg.warmup_start_factor) * frac)
     decays = sum(1 for m in cfg.milestones if epoch >= m)
     return cfg.lr * cfg.gamma**decays
+
+
+def cosine_lr(epoch: int, cfg: TrainConfig) -> float:
+    """Warm-up, then half-cosine decay over the rest of ``cfg.epochs`` (float, >= 0).
+
+    With ``lr = 0.1``, 90 epochs and no warm-up: 0.1 at epoch 1, 0.05 at epoch 46, 3.0e-5 at 90.
+    Raises ValueError for an epoch below 1.
+    """
+    if epoch < 1:
+        raise ValueError(f"epochs are 1-indexed, got {epoch}")
+    if epoch <= cfg.warmup_epochs:
+        return protocol_lr(epoch, cfg)  # the same linear warm-up as the step schedule
+    span = cfg.epochs - cfg.warmup_epochs
+    t = epoch - cfg.warmup_epochs - 1
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * t / span))
+
+
+def scheduled_lr(epoch: int, cfg: TrainConfig) -> float:
+    """The rate of ``epoch`` under ``cfg.lr_schedule`` ('step': :func:`protocol_lr`; 'cosine')."""
+    return cosine_lr(epoch, cfg) if cfg.lr_schedule == "cosine" else protocol_lr(epoch, cfg)
 
 
 @dataclass(frozen=True)
@@ -59,4 +82,4 @@ def phase_at(epoch: int, cfg: TrainConfig) -> Phase:
 def lr_at(epoch: int, cfg: TrainConfig) -> float:
     """The learning rate used throughout ``epoch`` (1-indexed)."""
     stage = phase_at(epoch, cfg).stage
-    return protocol_lr(epoch, cfg) if stage is None else stage.lr
+    return scheduled_lr(epoch, cfg) if stage is None else stage.lr
