@@ -398,11 +398,11 @@ def _check_epoch_numbers(recipe: Recipe, losses: Any) -> None:
     components = [(SCHEDULES, "schedule", recipe.schedule.name, recipe.schedule.params)]
     components += [(losses, where, c.name, c.params) for where, c in _stage_losses(recipe)]
     for registry, where, name, params in components:
-        for field, info in registry.get(name).params.model_fields.items():
-            value = params.get(field)
+        for key, info in registry.get(name).params.model_fields.items():
+            value = params.get(key)
             if info.json_schema_extra == EPOCH_PARAM and isinstance(value, int) and value > last:
                 raise LtrankError(
-                    f"{where}.params.{field}: epoch {value} is after the last epoch ({last}), so it would never "
+                    f"{where}.params.{key}: epoch {value} is after the last epoch ({last}), so it would never "
                     f"take effect; set it within 1..{last}, or train for more epochs"
                 )
 

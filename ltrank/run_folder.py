@@ -205,19 +205,24 @@ def find_records(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
-def locate_checkpoint(path: Path) -> tuple[Path, Path]:
-    """(checkpoint, record) for a checkpoint file or a run folder holding both."""
+def locate_checkpoint(path: Path) -> Path:
+    """The checkpoint file of a checkpoint path or of a run folder."""
     path = Path(path)
     ckpt_path = path / CHECKPOINT_FILENAME if path.is_dir() else path
     if not ckpt_path.is_file():
         raise LtrankError(f"{ckpt_path}: no such checkpoint; pass a checkpoint.pt or the run folder holding it")
-    record_path = ckpt_path.parent / RECORD_FILENAME
+    return ckpt_path
+
+
+def record_beside(ckpt_path: Path) -> RunRecord:
+    """The run record written beside a checkpoint (eval rebuilds model and data from it)."""
+    record_path = Path(ckpt_path).parent / RECORD_FILENAME
     if not record_path.is_file():
         raise LtrankError(
             f"{ckpt_path}: no {RECORD_FILENAME} beside it; eval rebuilds the model and data from the run "
             "record that 'ltrank train' writes in the same folder"
         )
-    return ckpt_path, record_path
+    return load_record(record_path)
 
 
 # ------------------------------------------------------------------------------ init_from

@@ -223,8 +223,8 @@ def version_text() -> str:
     from ltrank.catalog import REGISTRIES
 
     lines = [f"ltrank {ltrank.__version__}", f"torch {torch.__version__}", f"python {platform.python_version()}"]
-    for plural, registry in REGISTRIES.items():
+    for kind, registry in REGISTRIES.items():
         for record in registry.plugins(load=True):  # load, so a broken plugin shows as failed
             state = f"failed: {record.error}" if record.error else "ok"
-            lines.append(f"plugin {record.distribution} {record.version}: {plural} {record.name} ({state})")
+            lines.append(f"plugin {record.distribution} {record.version}: {kind} {record.name} ({state})")
     return "\n".join(lines)

@@ -16,8 +16,8 @@ from typing import Optional
 
 from ltrank.errors import LtrankError
 from ltrank.metrics import make_metrics
-from ltrank.records import Metrics, RunRecord, load_record
-from ltrank.run_folder import locate_checkpoint
+from ltrank.records import Metrics, RunRecord
+from ltrank.run_folder import locate_checkpoint, record_beside
 
 
 @dataclass
@@ -45,14 +45,14 @@ def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: 
     from ltrank.engine.run import data_info
     from ltrank.recipe import Recipe
 
-    ckpt_path, record_path = locate_checkpoint(path)
-    record = load_record(record_path)
-    state = load_checkpoint(ckpt_path)
+    ckpt_path = locate_checkpoint(path)
+    state = load_checkpoint(ckpt_path)  # first: a file that is not a checkpoint is told so in words
+    record = record_beside(ckpt_path)
     notes = []
     if state.get("config_hash") not in (None, record.config_hash):
         raise LtrankError(
-            f"{ckpt_path} belongs to config {state['config_hash']} but {record_path} to {record.config_hash}; "
-            "they come from different runs"
+            f"{ckpt_path} belongs to config {state['config_hash']} but the record beside it to "
+            f"{record.config_hash}; they come from different runs"
         )
     recipe = Recipe.model_validate(record.recipe)
     dev = resolve_device(device)
