@@ -383,3 +383,15 @@ def test_init_from_with_overrides_prefers_the_run_trained_with_the_same_override
         train_one(load_recipe(str(ce_path), overrides), seed=0, out=out, device=CPU)
     chosen = resolve_init_from("recipe:tiny-ce", out, 0, ["train.lr=0.05"], recipe_dir=tmp_path)
     assert chosen.source.config_hash == load_recipe(str(ce_path), ["train.lr=0.05"]).config_hash
+
+
+def test_a_backbone_that_cannot_take_the_images_is_refused_before_anything_is_written(tmp_path):
+    """timm models are only probed on real data: MaxViT's windows do not fit 8x8 images."""
+    recipe = tiny_recipe(tmp_path, "tiny-maxvit", 'name = "ce"', epochs=1,
+                         extra='[model]\nbackbone = "timm/maxvit_nano_rw_256"')
+    out = tmp_path / "runs"
+    result = train("--recipe", str(recipe), "--out", str(out))
+    assert result.exit_code == 2
+    line = _one_line(result)
+    assert "model.backbone: timm/maxvit_nano_rw_256 cannot take 8x8 images" in line and "divisible by window" in line
+    assert not out.exists()

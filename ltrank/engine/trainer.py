@@ -43,6 +43,7 @@ from ltrank.engine.phases import Phase, lr_at, phase_at, phases
 from ltrank.errors import LtrankError
 from ltrank.losses.base import EpochContext
 from ltrank.metrics import make_metrics
+from ltrank.models.probe import check_backbone_input
 from ltrank.recipe import Recipe
 
 #: Added to the run seed for the augmentation generator, so crops/flips and data order differ.
@@ -102,6 +103,7 @@ class Trainer:
         if init_model is not None:
             self._load_init(init_model)
         place_model(self.model, device)
+        check_backbone_input(self.model, tuple(data.train_images.shape[1:]), data.num_classes, recipe.model.backbone)
         self.losses = build_phase_losses(recipe, self.phases, data.class_counts)
         for loss in self.losses:
             loss.module.to(device)
