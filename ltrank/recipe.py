@@ -37,7 +37,7 @@ from ltrank.registry import (
 #: Keys left out of the config hash: they say where things are, describe, or only change how
 #: results are shown, not what is computed. (``data.source`` stays in: a different npz file or
 #: folder is different data.)
-HASH_EXCLUDED = (("train", "init_from"), ("description",), ("eval", "groups"))
+HASH_EXCLUDED = (("train", "init_from"), ("description",), ("eval", "groups"), ("train", "compile"))
 
 
 class _Section(BaseModel):
@@ -102,6 +102,10 @@ class TrainConfig(_Section):
         "(that recipe's finished run with the same seed under the same --out); '{seed}' is replaced",
     )
     stages: list[StageConfig] = Field(default_factory=list, description="multi-stage training (DRO-LT)")
+    compile: bool = Field(
+        False, description="run the model through torch.compile (CUDA fast path; speed only, not part of the config "
+        "hash: results agree with eager mode up to float rounding)",
+    )
 
     @field_validator("milestones")
     @classmethod

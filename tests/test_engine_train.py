@@ -210,3 +210,22 @@ def test_resume_refuses_a_checkpoint_of_another_config_or_seed(tmp_path: Path):
         shutil.copy(source, run_dir / "checkpoint.pt")
         with pytest.raises(LtrankError, match=message):
             train_one(target, seed=seed, out=tmp_path, device=CPU, resume=True)
+
+
+def test_compile_is_a_speed_switch_outside_the_config_hash(tmp_path: Path, monkeypatch):
+    """train.compile routes the training forward through torch.compile and leaves the experiment
+    (config hash, state dict keys) unchanged. Compilation itself is replaced by a recorder here:
+    compiling on CPU takes minutes and needs a compiler; benchmarks/gpu_check.sh times the real one."""
+    compiled = []
+
+    def fake_compile(model):
+        compiled.append(model)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    plain = load_recipe(str(tiny_recipe(tmp_path, epochs=1)))
+    fast = load_recipe(str(tiny_recipe(tmp_path, epochs=1)), ["train.compile=true"])
+    assert fast.config_hash == plain.config_hash and fast.recipe.train.compile
+    a = train_one(plain, seed=0, out=tmp_path / "a", device=CPU)
+    b = train_one(fast, seed=0, out=tmp_path / "b", device=CPU, resume=False)
+    assert len(compiled) == 1 and _comparable(a) == _comparable(b)

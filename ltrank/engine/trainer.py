@@ -104,6 +104,8 @@ class Trainer:
             self._load_init(init_model)
         place_model(self.model, device)
         check_backbone_input(self.model, tuple(data.train_images.shape[1:]), data.num_classes, recipe.model.backbone)
+        # the training forward may be compiled (speed only); state dicts, evaluation and hooks use the model itself
+        self.forward = torch.compile(self.model) if recipe.train.compile else self.model
         self.losses = build_phase_losses(recipe, self.phases, data.class_counts)
         for loss in self.losses:
             loss.module.to(device)
@@ -261,9 +263,9 @@ class Trainer:
         for b, (x, y) in enumerate(islice(self._batches(), batches), start=1):
             with autocast_for(self.device):
                 if loss.needs_features:
-                    logits, features = self.model(to_model_layout(x), return_features=True)
+                    logits, features = self.forward(to_model_layout(x), return_features=True)
                 else:
-                    logits, features = self.model(to_model_layout(x)), None
+                    logits, features = self.forward(to_model_layout(x)), None
             logits = logits.float()
             value = (loss.module(logits, y, features=features.float()) if features is not None
                      else loss.module(logits, y))
