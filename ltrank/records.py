@@ -130,6 +130,13 @@ class InitSource(_Strict):
     epochs: Optional[int] = Field(None, description="epochs it trained")
 
 
+class SkippedImages(_Strict):
+    """Images of a streamed source that failed to decode: listed once each, skipped, counted."""
+
+    files: list[dict[str, str]] = Field(default_factory=list, description="each file once: {path, reason}")
+    skipped_samples: int = Field(0, ge=0, description="training/evaluation samples skipped because of them")
+
+
 class RunRecord(_Strict):
     """Everything one training run leaves behind (saved as ``record.json`` in its run directory)."""
 
@@ -147,6 +154,7 @@ class RunRecord(_Strict):
     data: DataInfo = Field(..., description="the training data")
     init_from: Optional[InitSource] = Field(None, description="the trained run this run started from, if any")
     warnings: list[str] = Field(default_factory=list, description="things the run noticed, e.g. unexpected data counts")
+    skipped_images: Optional[SkippedImages] = Field(None, description="images that failed to decode (streamed sources)")
     history: list[EpochStats] = Field(default_factory=list, description="one entry per finished epoch")
     final: Optional[Metrics] = Field(None, description="metrics after the last epoch (what the thesis reports)")
     best: Optional[Metrics] = Field(None, description="metrics of the epoch with the best test top-1")

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ltrank.cli.choices import Groups
+from ltrank.cli.train import DEFAULT_DATA_WORKERS
 from ltrank.engine.checkpoint_eval import CheckpointEvaluation, evaluate_checkpoint
 from ltrank.groups import group_classes
 
@@ -53,10 +54,12 @@ def command(
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     per_class: Annotated[bool, typer.Option("--per-class", help="Also show every class's accuracy.")] = False,
-    groups: Annotated[Groups, typer.Option(help="Class groups: thirds (Head/Body/Tail) or shots.")] = Groups.thirds,
+    groups: Annotated[Optional[Groups], typer.Option(help="Class groups: thirds (Head/Body/Tail) or shots (Many/Medium/Few); default: the recipe's eval.groups.")] = None,
+    data_workers: Annotated[int, typer.Option("--data-workers", min=0, metavar="N", help="Processes decoding images of a streamed source.")] = DEFAULT_DATA_WORKERS,
 ) -> None:
     """Evaluate a checkpoint on the balanced test set: per-group (and per-class) accuracy."""
-    ev = evaluate_checkpoint(checkpoint, data_dir=data_dir, device=device)
+    ev = evaluate_checkpoint(checkpoint, data_dir=data_dir, device=device, workers=data_workers)
+    groups = Groups(groups.value if groups is not None else (ev.record.recipe.get("eval") or {}).get("groups", "thirds"))
     console = Console(soft_wrap=False)
     if not console.is_terminal:
         console = Console(soft_wrap=False, width=200)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -20,6 +21,10 @@ from rich.progress import (
 
 from ltrank.engine.events import BatchEnded, EpochEnded, EpochStarted, Event, Notice, RunStarted
 from ltrank.errors import LtrankError
+
+
+#: Decoding processes for streamed sources (in-memory CIFAR uses none): most of the cores, at most 8.
+DEFAULT_DATA_WORKERS = max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 def parse_seeds(seed: Optional[int], seeds: Optional[str]) -> list[int]:
@@ -91,6 +96,7 @@ def command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue unfinished runs from their checkpoints; skip finished seeds.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, print the resolved recipe (TOML) and its config hash, and stop.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the resolved recipe as JSON.")] = False,
+    data_workers: Annotated[int, typer.Option("--data-workers", min=0, metavar="N", help="Processes decoding images of a source streamed from disk (ImageNet-LT ...); results do not depend on it.")] = DEFAULT_DATA_WORKERS,
 ) -> None:
     """Train a recipe (docs/method.md section 3 protocol) and write one run record per seed."""
     from ltrank.cli.recipe_toml import to_toml
@@ -114,7 +120,7 @@ def command(
             typer.echo(f"# recipe {resolved.name} ({resolved.source})\n# config hash {resolved.config_hash}\n")
             typer.echo(to_toml(resolved.as_dict()))
         return
-    from ltrank.data import load_longtailed
+    from ltrank.engine.feeds import load_training_data
     from ltrank.engine.run import train_one
 
     prepare_backend(torch_device)
@@ -123,11 +129,11 @@ def command(
     for s in seed_list:
         if data is None:
             start = time.perf_counter()
-            data = load_longtailed(resolved.recipe.data, data_dir)
+            data = load_training_data(resolved.recipe.data, data_dir)
             data_seconds = time.perf_counter() - start
         with ProgressView(console) as view:
             record = train_one(resolved, seed=s, out=out, device=torch_device, data=data, resume=resume,
-                               callback=view, data_seconds=data_seconds)
+                               callback=view, data_seconds=data_seconds, workers=data_workers)
         run_dir = run_dir_for(out, resolved, s)
         if record is None:
             typer.echo(f"seed {s}: already finished, skipped ({run_dir})")

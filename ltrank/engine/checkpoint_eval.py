@@ -2,7 +2,7 @@
 
 A checkpoint (``checkpoint.pt``, loaded with ``weights_only=True``) holds the weights; the
 ``record.json`` the trainer writes beside it holds the resolved recipe, from which the model
-(``BACKBONES.build``) and the long-tailed dataset (``load_longtailed``) are rebuilt. The test
+(``BACKBONES.build``) and the data (in memory or streamed, :mod:`ltrank.engine.feeds`) are rebuilt. The test
 loop is the trainer's own (:func:`ltrank.engine.evaluation.evaluate`).
 """
 
@@ -35,13 +35,16 @@ class CheckpointEvaluation:
     notes: list[str] = field(default_factory=list)
 
 
-def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: str = "cpu") -> CheckpointEvaluation:
-    """Rebuild model and data from the run record, load the weights, evaluate on the test set."""
-    from ltrank.data import load_longtailed
+def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: str = "cpu",
+                        workers: int = 0) -> CheckpointEvaluation:
+    """Rebuild model and data from the run record, load the weights, evaluate on the test set
+    (``workers`` decoding processes for a streamed source)."""
+    from ltrank.data import LongTailedData
     from ltrank.engine.checkpoint import load_checkpoint
     from ltrank.engine.components import build_model
     from ltrank.engine.device import device_label, place_model, resolve_device
-    from ltrank.engine.evaluation import evaluate
+    from ltrank.engine.evaluation import evaluate_batches
+    from ltrank.engine.feeds import load_training_data, make_feed
     from ltrank.engine.run import data_info
     from ltrank.recipe import Recipe
 
@@ -56,7 +59,7 @@ def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: 
         )
     recipe = Recipe.model_validate(record.recipe)
     dev = resolve_device(device)
-    data = load_longtailed(recipe.data, data_dir)
+    data = load_training_data(recipe.data, data_dir)
     fingerprint = data_info(recipe.data, data).fingerprint
     if fingerprint != record.data.fingerprint:
         notes.append(
@@ -71,9 +74,12 @@ def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: 
         raise LtrankError(f"{ckpt_path}: weights do not fit the recipe's model ({first})") from None
     place_model(model, dev)
     start = time.perf_counter()
-    acc = evaluate(model, data.test_images, data.test_labels, data.num_classes, dev, recipe.eval.batch_size)
+    feed = make_feed(data, recipe.data, seed=record.seed, device=dev, batch_size=recipe.train.batch_size,
+                     eval_batch_size=recipe.eval.batch_size, workers=workers)
+    acc = evaluate_batches(model, feed.test_batches(recipe.eval.batch_size), data.num_classes, dev)
     seconds = time.perf_counter() - start
-    test_counts = list(data.manifest.test_class_counts)
+    test_counts = (list(data.manifest.test_class_counts) if isinstance(data, LongTailedData)
+                   else data.test.counts(data.num_classes))
     missing = [data.class_names[c] for c, v in enumerate(acc.per_class) if math.isnan(v)]
     if missing:
         raise LtrankError(f"the test set has no images of class(es) {', '.join(missing)}; per-class accuracy is undefined")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -19,25 +20,48 @@ class Accuracy:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
-            batch_size: int) -> torch.Tensor:
-    """Arg-max predictions (CPU int64) for uint8 images, model in eval mode, test transform."""
+def predict_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Arg-max predictions and labels (CPU int64 [N]) over normalised ``(x, y)`` batches, the model
+    in eval mode (restored afterwards), bf16 autocast on CUDA. Predictions stay on the device
+    until the end: one device-to-host copy per pass, not one per batch."""
     was_training = model.training
     model.eval()
-    preds = []
+    preds, labels = [], []
     try:
-        for x, _ in iterate_batches(images, labels, batch_size, shuffle=False, drop_last=False, device=device):
+        for x, y in batches:
             with autocast_for(device):
                 preds.append(model(to_model_layout(x)).argmax(dim=1))
+            labels.append(y)
     finally:
         model.train(was_training)
-    return torch.cat(preds).cpu()  # one device-to-host copy, not one per batch
+    if not preds:
+        empty = torch.zeros(0, dtype=torch.long)
+        return empty, empty
+    return torch.cat(preds).cpu(), torch.cat(labels).cpu()
+
+
+def predict(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
+            batch_size: int) -> torch.Tensor:
+    """Arg-max predictions (CPU int64) for uint8 images with the test transform."""
+    batches = iterate_batches(images, labels, batch_size, shuffle=False, drop_last=False, device=device)
+    return predict_batches(model, batches, device)[0]
+
+
+def accuracy(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Accuracy:
+    """Top-1 and per-class accuracy of predictions (fractions)."""
+    top1 = (preds == labels).double().mean().item() if len(labels) else float("nan")
+    return Accuracy(top1=top1, per_class=per_class_accuracy(preds, labels, num_classes))
+
+
+def evaluate_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_classes: int,
+                     device: torch.device) -> Accuracy:
+    """Top-1 and per-class accuracy over normalised batches (fractions, as ``make_metrics`` takes them)."""
+    return accuracy(*predict_batches(model, batches, device), num_classes)
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
              device: torch.device, batch_size: int = 1000) -> Accuracy:
-    """Top-1 and per-class accuracy (fractions, as ``results.make_metrics`` takes them)."""
-    preds = predict(model, images, labels, device, batch_size)
-    labels = labels.cpu()
-    top1 = (preds == labels).double().mean().item()
-    return Accuracy(top1=top1, per_class=per_class_accuracy(preds, labels, num_classes))
+    """:func:`evaluate_batches` over uint8 images held in memory, with the test transform."""
+    batches = iterate_batches(images, labels, batch_size, shuffle=False, drop_last=False, device=device)
+    return evaluate_batches(model, batches, num_classes, device)

@@ -35,14 +35,26 @@ from typing import Optional
 
 import torch
 
-from ltrank.data import DatasetConfig, LongTailedData, load_longtailed
+from ltrank.data import DatasetConfig, LongTailedData
+from ltrank.data.longtail import measured_ratio
 from ltrank.engine import checkpoint as ckpt
 from ltrank.engine.device import device_label
 from ltrank.engine.events import Callback, Notice, RunEnded, RunStarted, ignore
+from ltrank.engine.feeds import TrainingData, load_training_data
 from ltrank.engine.trainer import Diverged, Interrupted, Trainer
 from ltrank.errors import LtrankError, RunFailed
 from ltrank.recipe import ResolvedRecipe
-from ltrank.records import DataInfo, EpochStats, Metrics, RunRecord, Timings, collect_environment, now_iso, write_record
+from ltrank.records import (
+    DataInfo,
+    EpochStats,
+    Metrics,
+    RunRecord,
+    SkippedImages,
+    Timings,
+    collect_environment,
+    now_iso,
+    write_record,
+)
 from ltrank.run_folder import Existing, RunFolder, check_out_dir, resolve_init_from, run_dir
 
 
@@ -51,15 +63,19 @@ def run_dir_for(out: Path, recipe: ResolvedRecipe, seed: int) -> Path:
     return run_dir(out, recipe.name, recipe.config_hash, seed)
 
 
-def data_info(cfg: DatasetConfig, data: LongTailedData) -> DataInfo:
-    """The run record's description of the training set ``cfg`` produced."""
-    digest = hashlib.sha256(json.dumps(
-        {"source": data.source.fingerprint, "selected": data.manifest.selected_indices}).encode()).hexdigest()
+def data_info(cfg: DatasetConfig, data: TrainingData) -> DataInfo:
+    """The run record's description of the training set ``cfg`` produced (in memory or streamed)."""
+    if isinstance(data, LongTailedData):
+        digest = hashlib.sha256(json.dumps(
+            {"source": data.source.fingerprint, "selected": data.manifest.selected_indices}).encode()).hexdigest()
+        kind, path, ratio, note = data.source.kind, data.source.path, data.manifest.imbalance_ratio, data.source.note
+    else:  # a streamed source: its lists are the split, their hash the fingerprint
+        digest, kind, path = data.fingerprint, data.kind, str(data.root)
+        ratio, note = measured_ratio(data.class_counts), "; ".join(data.warnings)
     return DataInfo(
-        source_name=cfg.source, source_kind=data.source.kind, source_path=data.source.path,
-        fingerprint=digest[:16], class_names=data.class_names, class_counts=data.class_counts,
-        construction_seed=cfg.seed, imbalance_ratio=data.manifest.imbalance_ratio, profile=cfg.profile,
-        note=data.source.note or None,
+        source_name=cfg.source, source_kind=kind, source_path=path, fingerprint=digest[:16],
+        class_names=data.class_names, class_counts=data.class_counts, construction_seed=cfg.seed,
+        imbalance_ratio=ratio, profile=cfg.profile, note=note or None,
     )
 
 
@@ -110,12 +126,14 @@ class StopRequest:
 
 # ------------------------------------------------------------------------------ one run
 def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.device,
-              data: Optional[LongTailedData] = None, data_dir: Optional[Path] = None, resume: bool = False,
-              callback: Callback = ignore, data_seconds: float = 0.0) -> Optional[RunRecord]:
+              data: Optional[TrainingData] = None, data_dir: Optional[Path] = None, resume: bool = False,
+              callback: Callback = ignore, data_seconds: float = 0.0, workers: int = 0) -> Optional[RunRecord]:
     """Train (or continue) one seed of ``recipe``; returns its finished record, None if skipped.
 
     ``data`` may be passed in (already loaded, e.g. once for several seeds; ``data_seconds``
-    then says how long that took, for the record); otherwise it is loaded from ``data_dir``.
+    then says how long that took, for the record); otherwise it is loaded from ``data_dir``
+    (:func:`~ltrank.engine.feeds.load_training_data`: in memory, or streamed from disk by
+    ``workers`` decoding processes).
 
     Raises :class:`~ltrank.errors.LtrankError` (nothing written) for problems found before
     training starts, and :class:`~ltrank.errors.RunFailed` when a started run diverges, fails or
@@ -128,9 +146,10 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
         return None
     start = time.perf_counter()
     if data is None:
-        data = load_longtailed(recipe.recipe.data, data_dir)
+        data = load_training_data(recipe.recipe.data, data_dir)
         data_seconds = time.perf_counter() - start
     info = data_info(recipe.recipe.data, data)
+    warnings = [] if isinstance(data, LongTailedData) else list(data.warnings)
     _check_same_data(existing, info, folder.path)
     init = None
     if not existing.has_checkpoint and recipe.recipe.train.init_from:
@@ -139,7 +158,7 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
     init_model = ckpt.load_checkpoint(init.checkpoint)["model"] if init is not None else None
     stop = StopRequest()
     trainer = Trainer(recipe.recipe, data, seed=seed, device=device, callback=callback, init_model=init_model,
-                      should_stop=stop)
+                      should_stop=stop, workers=workers)
 
     with folder.lock():
         for orphan in folder.clean_orphans():
@@ -159,19 +178,22 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
             callback(Notice(f"starting from {what}: {init.checkpoint}"))
             for note in init.notes:
                 callback(Notice(note))
-        return _run(recipe, seed, device, trainer, folder, locked, info, init, stop, callback,
+        for warning in warnings:
+            callback(Notice(f"warning: {warning}"))
+        return _run(recipe, seed, device, trainer, folder, locked, info, warnings, init, stop, callback,
                     start, data_seconds)
 
 
 def _run(recipe: ResolvedRecipe, seed: int, device: torch.device, trainer: Trainer, folder: RunFolder,
-         existing: Existing, info: DataInfo, init, stop: StopRequest, callback: Callback, start: float,
-         data_seconds: float) -> RunRecord:
+         existing: Existing, info: DataInfo, warnings: list[str], init, stop: StopRequest, callback: Callback,
+         start: float, data_seconds: float) -> RunRecord:
     """Train under the lock; every ending is recorded here and nowhere else."""
     previous = existing.record
     record = RunRecord(
         status="running", recipe_name=recipe.name, recipe=recipe.as_dict(), config_hash=recipe.config_hash,
         seed=seed, environment=collect_environment(device_label(device), _plugins_used(recipe)), data=info,
         init_from=init.source if init is not None else (previous.init_from if previous else None),
+        warnings=warnings,
         started_at=previous.started_at if previous else now_iso(),
     )
     base_seconds = previous.timings.total_seconds if previous else 0.0
@@ -191,6 +213,7 @@ def _run(recipe: ResolvedRecipe, seed: int, device: torch.device, trainer: Train
                 epoch_mean_seconds=(p.train_seconds + p.eval_seconds) / max(p.epoch, 1),
                 eval_seconds=p.eval_seconds),
             "finished_at": now_iso() if status != "running" else None,
+            "skipped_images": _skipped(trainer, previous),
         })
         with stop.holding():
             write_record(folder.record_path, record)
@@ -232,6 +255,18 @@ def _run(recipe: ResolvedRecipe, seed: int, device: torch.device, trainer: Train
     callback(RunEnded(seed, "finished", state.final and state.final["top1"], state.best and state.best["top1"],
                       state.best and state.best["epoch"], None))
     return final
+
+
+def _skipped(trainer: Trainer, previous: Optional[RunRecord]) -> Optional[SkippedImages]:
+    """Images that failed to decode, over this run and the runs it resumed."""
+    now = trainer.feed.failures()
+    before = previous.skipped_images if previous else None
+    if now is None and before is None:
+        return None
+    files = {f["path"]: f["reason"] for f in (before.files if before else [])}
+    files.update({f["path"]: f["reason"] for f in (now["files"] if now else [])})
+    skipped = (before.skipped_samples if before else 0) + (now["skipped_samples"] if now else 0)
+    return SkippedImages(files=[{"path": p, "reason": r} for p, r in files.items()], skipped_samples=skipped)
 
 
 def _log_traceback(path: Path, exc: BaseException) -> None:

@@ -25,9 +25,6 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ltrank.data import LongTailedData
-from ltrank.data.batches import iterate_batches, num_batches
-from ltrank.data.samplers import class_aware_indices
 from ltrank.engine import checkpoint as ckpt
 from ltrank.engine.components import (
     build_model,
@@ -37,7 +34,8 @@ from ltrank.engine.components import (
     freeze_for_phase,
 )
 from ltrank.engine.device import autocast_for, place_model, to_model_layout
-from ltrank.engine.evaluation import evaluate
+from ltrank.engine.evaluation import evaluate_batches
+from ltrank.engine.feeds import Sharding, TrainingData, full_batches, make_feed
 from ltrank.engine.events import BatchEnded, Callback, EpochEnded, EpochStarted, ignore
 from ltrank.engine.phases import Phase, lr_at, phase_at, phases
 from ltrank.errors import LtrankError
@@ -45,10 +43,6 @@ from ltrank.losses.base import EpochContext
 from ltrank.metrics import make_metrics
 from ltrank.models.probe import check_backbone_input
 from ltrank.recipe import Recipe
-
-#: Added to the run seed for the augmentation generator, so crops/flips and data order differ.
-AUGMENT_SEED_OFFSET = 1_000_003
-
 
 class Diverged(Exception):
     """The loss or the logits became NaN or infinite; the epoch was abandoned."""
@@ -88,36 +82,33 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     """Trains one model with one seed on data already in memory."""
 
-    def __init__(self, recipe: Recipe, data: LongTailedData, *, seed: int, device: torch.device,
+    def __init__(self, recipe: Recipe, data: TrainingData, *, seed: int, device: torch.device,
                  callback: Callback = ignore, init_model: Optional[dict[str, torch.Tensor]] = None,
-                 should_stop: Callable[[], bool] = lambda: False) -> None:
-        """``should_stop`` is polled after every batch; when it returns True the trainer raises
-        :class:`Interrupted` (the run lifecycle sets it from signal handlers)."""
+                 should_stop: Callable[[], bool] = lambda: False, workers: int = 0,
+                 sharding: Sharding = Sharding()) -> None:
+        """``data`` is held in memory or streamed from disk (:mod:`ltrank.engine.feeds`; ``workers``
+        decoding processes for a streamed source). ``should_stop`` is polled after every batch;
+        when it returns True the trainer raises :class:`Interrupted` (the run lifecycle sets it
+        from signal handlers)."""
         self.recipe, self.data, self.seed, self.device, self.callback = recipe, data, seed, device, callback
         self.should_stop = should_stop
         self.total_epochs = recipe.train.epochs
         self.phases = phases(recipe.train)
+        self.feed = make_feed(data, recipe.data, seed=seed, device=device, batch_size=recipe.train.batch_size,
+                              eval_batch_size=recipe.eval.batch_size, workers=workers, sharding=sharding)
         self._check_batches()
         seed_everything(seed)
         self.model = build_model(recipe, data.num_classes)
         if init_model is not None:
             self._load_init(init_model)
         place_model(self.model, device)
-        check_backbone_input(self.model, tuple(data.train_images.shape[1:]), data.num_classes, recipe.model.backbone)
+        check_backbone_input(self.model, self.feed.image_shape, data.num_classes, recipe.model.backbone)
         # the training forward may be compiled (speed only); state dicts, evaluation and hooks use the model itself
         self.forward = torch.compile(self.model) if recipe.train.compile else self.model
         self.losses = build_phase_losses(recipe, self.phases, data.class_counts)
         for loss in self.losses:
             loss.module.to(device)
         self.schedule = build_schedule(recipe)
-        self.generators = {
-            "order": torch.Generator().manual_seed(seed),
-            "augment": torch.Generator().manual_seed(seed + AUGMENT_SEED_OFFSET),
-        }
-        self.train_images = data.train_images.to(device)
-        self.train_labels = data.train_labels.to(device)
-        self.test_images = data.test_images.to(device)
-        self.test_labels = data.test_labels.to(device)
         self.state = TrainState()
         self.optimizer: Optional[torch.optim.SGD] = None
         self.phase: Optional[Phase] = None
@@ -137,14 +128,14 @@ class Trainer:
     # ------------------------------------------------------------------ geometry
     @property
     def batches_per_epoch(self) -> int:
-        n = num_batches(len(self.data.train_labels), self.recipe.train.batch_size, drop_last=True)
+        n = full_batches(self.feed.num_train, self.recipe.train.batch_size)
         cap = self.recipe.train.max_batches_per_epoch
         return min(n, cap) if cap else n
 
     def _check_batches(self) -> None:
         """An epoch without a single full batch cannot train (drop_last): say so before any work."""
-        n, batch = len(self.data.train_labels), self.recipe.train.batch_size
-        if num_batches(n, batch, drop_last=True) == 0:
+        n, batch = self.feed.num_train, self.recipe.train.batch_size
+        if full_batches(n, batch) == 0:
             raise LtrankError(
                 f"train.batch_size: the training set has {n} images, fewer than one batch of {batch} "
                 f"(incomplete batches are dropped); set train.batch_size to at most {n}"
@@ -162,7 +153,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "losses": [loss.module.state_dict() for loss in self.losses],
-            "rng": ckpt.capture_rng(self.generators),
+            "rng": ckpt.capture_rng(self.feed.generators),
             "history": p.history,
             "final": p.final,
             "best": p.best,
@@ -185,7 +176,7 @@ class Trainer:
             next_phase = phase_at(self.state.epoch + 1, self.recipe.train)
             if next_phase.index == int(state["phase"]):
                 self._pending_optimizer_state = state["optimizer"]
-        ckpt.restore_rng(state["rng"], self.generators)
+        ckpt.restore_rng(state["rng"], self.feed.generators)
 
     # ------------------------------------------------------------------ the loop
     def fit(self, on_epoch_end: Callable[["Trainer"], None] = lambda trainer: None) -> TrainState:
@@ -222,22 +213,14 @@ class Trainer:
             self.optimizer.load_state_dict(self._pending_optimizer_state)
             self._pending_optimizer_state = None
 
-    def _batches(self):
+    def _batches(self, epoch: int):
         """This epoch's augmented training batches, in shuffled or class-aware order."""
-        n = len(self.train_labels)
         sampler = self.phase.stage.sampler if self.phase and self.phase.stage is not None else "shuffle"
-        if sampler == "class_aware":
-            order = class_aware_indices(self.train_labels, n, generator=self.generators["order"])
-        else:
-            order = torch.randperm(n, generator=self.generators["order"])
-        return iterate_batches(self.train_images, self.train_labels, self.recipe.train.batch_size, shuffle=False,
-                               drop_last=True, generator=self.generators["augment"], augment=True,
-                               device=self.device, order=order)
+        return self.feed.train_batches(epoch, self.recipe.train.batch_size, sampler)
 
     def _feature_batches(self):
         """Un-augmented training batches for a loss's epoch-start pass (DRO-LT centroids)."""
-        for x, y in iterate_batches(self.train_images, self.train_labels, self.recipe.eval.batch_size,
-                                    shuffle=False, drop_last=False, device=self.device):
+        for x, y in self.feed.feature_batches(self.recipe.eval.batch_size):
             yield to_model_layout(x), y
 
     def _train_epoch(self, epoch: int) -> tuple[float, float, float]:
@@ -260,7 +243,7 @@ class Trainer:
         bad_logits = torch.zeros((), dtype=torch.bool, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen = 0
-        for b, (x, y) in enumerate(islice(self._batches(), batches), start=1):
+        for b, (x, y) in enumerate(islice(self._batches(epoch), batches), start=1):
             with autocast_for(self.device):
                 if loss.needs_features:
                     logits, features = self.forward(to_model_layout(x), return_features=True)
@@ -293,8 +276,7 @@ class Trainer:
         cfg = self.recipe.eval
         if epoch % cfg.every and epoch != self.total_epochs:
             return None
-        acc = evaluate(self.model, self.test_images, self.test_labels, self.data.num_classes, self.device,
-                       cfg.batch_size)
+        acc = evaluate_batches(self.model, self.feed.test_batches(cfg.batch_size), self.data.num_classes, self.device)
         metrics = make_metrics(epoch, acc.per_class, self.data.class_counts, top1=acc.top1).model_dump(mode="json")
         p = self.state
         if p.best is None or metrics["top1"] > p.best["top1"]:
