@@ -36,9 +36,21 @@ from ltrank.engine.components import (
     build_schedule,
     freeze_for_phase,
 )
+from ltrank.engine.capped import balanced_indices
 from ltrank.engine.device import autocast_for, place_model, to_model_layout
 from ltrank.engine.evaluation import evaluate
-from ltrank.engine.events import BatchEnded, Callback, EpochEnded, EpochStarted, ignore
+from ltrank.engine.events import (
+    BatchEnded,
+    Callback,
+    EpochEnded,
+    EpochStarted,
+    EvalEnded,
+    EvalStarted,
+    FeaturePassEnded,
+    FeaturePassStarted,
+    PassProgress,
+    ignore,
+)
 from ltrank.engine.phases import Phase, lr_at, phase_at, phases
 from ltrank.errors import LtrankError
 from ltrank.losses.base import EpochContext
@@ -112,8 +124,11 @@ class Trainer:
         }
         self.train_images = data.train_images.to(device)
         self.train_labels = data.train_labels.to(device)
-        self.test_images = data.test_images.to(device)
-        self.test_labels = data.test_labels.to(device)
+        test = slice(None)
+        if recipe.eval.max_batches:  # smoke runs: a capped test set, every class kept
+            test = balanced_indices(data.test_labels, recipe.eval.max_batches * recipe.eval.batch_size)
+        self.test_images = data.test_images[test].to(device)
+        self.test_labels = data.test_labels[test].to(device)
         self.state = TrainState()
         self.optimizer: Optional[torch.optim.SGD] = None
         self.phase: Optional[Phase] = None
@@ -230,11 +245,23 @@ class Trainer:
                                drop_last=True, generator=self.generators["augment"], augment=True,
                                device=self.device, order=order)
 
-    def _feature_batches(self):
-        """Un-augmented training batches for a loss's epoch-start pass (DRO-LT centroids)."""
-        for x, y in iterate_batches(self.train_images, self.train_labels, self.recipe.eval.batch_size,
-                                    shuffle=False, drop_last=False, device=self.device):
+    def _feature_batches(self, epoch: int):
+        """Un-augmented training batches for a loss's epoch-start pass (DRO-LT centroids), reported
+        as events; capped like the epoch by ``train.max_batches_per_epoch`` (every class kept)."""
+        images, labels = self.train_images, self.train_labels
+        cap = self.recipe.train.max_batches_per_epoch
+        if cap:
+            keep = balanced_indices(labels, cap * self.recipe.train.batch_size).to(labels.device)
+            images, labels = images[keep], labels[keep]
+        batch_size = self.recipe.eval.batch_size
+        batches = num_batches(len(labels), batch_size, drop_last=False)
+        self.callback(FeaturePassStarted(epoch, len(labels), batches))
+        start = time.perf_counter()
+        for b, (x, y) in enumerate(iterate_batches(images, labels, batch_size, shuffle=False, drop_last=False,
+                                                   device=self.device), start=1):
             yield to_model_layout(x), y
+            self.callback(PassProgress(b, batches))
+        self.callback(FeaturePassEnded(epoch, time.perf_counter() - start))
 
     def _train_epoch(self, epoch: int) -> tuple[float, float, float]:
         assert self.optimizer is not None and self.phase is not None
@@ -245,7 +272,7 @@ class Trainer:
         epoch_start = getattr(loss.module, "epoch_start", None)
         if callable(epoch_start):  # the one per-epoch hook of every loss (class weights, DRO-LT centroids)
             epoch_start(EpochContext(epoch, self.total_epochs, schedule=self.schedule, model=self.model,
-                                     feature_batches=self._feature_batches, device=self.device))
+                                     feature_batches=lambda: self._feature_batches(epoch), device=self.device))
         batches = self.batches_per_epoch
         self.callback(EpochStarted(epoch, self.total_epochs, lr, batches))
         self.model.train()
@@ -289,9 +316,13 @@ class Trainer:
         cfg = self.recipe.eval
         if epoch % cfg.every and epoch != self.total_epochs:
             return None
+        images = len(self.test_labels)
+        self.callback(EvalStarted(epoch, images, num_batches(images, cfg.batch_size, drop_last=False)))
+        start = time.perf_counter()
         acc = evaluate(self.model, self.test_images, self.test_labels, self.data.num_classes, self.device,
-                       cfg.batch_size)
+                       cfg.batch_size, on_batch=lambda b, n: self.callback(PassProgress(b, n)))
         metrics = make_metrics(epoch, acc.per_class, self.data.class_counts, top1=acc.top1).model_dump(mode="json")
+        self.callback(EvalEnded(epoch, metrics["top1"], time.perf_counter() - start))
         p = self.state
         if p.best is None or metrics["top1"] > p.best["top1"]:
             p.best = metrics
