@@ -106,20 +106,18 @@ def _rich_tables(comparison: Comparison, console: Optional[Console] = None) -> l
 
 
 def _print_table(console: Console, comparison: Comparison) -> None:
-    """Each dataset: title, table, its notes; then what the numbers and columns are, the anchor
-    footnotes and the comparison's notes, as plain wrapped lines."""
+    """Each dataset's title and table; then, as plain wrapped lines, what the numbers and the
+    group columns are, the anchor footnotes, and the notes."""
     width = wrap_width(console)
     footnotes = anchor_sources(comparison)
     for t, table in zip(comparison.tables, _rich_tables(comparison, console)):
         print_lines(console, wrapped(t.dataset, width), style="bold")
         console.print(table)
-        for note in t.notes:
-            print_lines(console, wrapped(note, width, "note: ", "  "))
     print_lines(console, wrapped(comparison.caption, width, "", "  "))
     print_lines(console, wrapped(comparison.legend, width, "", "  "))
     for i, source in enumerate(footnotes, start=1):
         print_lines(console, wrapped(source, width, f"[{i}] ", "    "))
-    for note in comparison.notes:
+    for note in [n for t in comparison.tables for n in t.notes] + comparison.notes:
         print_lines(console, wrapped(note, width, "note: ", "  "))
 
 

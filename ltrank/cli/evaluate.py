@@ -70,7 +70,12 @@ def _print(console: Console, ev: CheckpointEvaluation, scheme: str, per_class: b
     if recorded is not None:
         print_lines(console, wrapped(f"recorded at training time for epoch {recorded.epoch}: top-1 {recorded.top1:.2f}",
                                      width, "", "  "))
-    for note in ev.notes:
+    notes = list(ev.notes)
+    capped = (ev.record.recipe.get("eval") or {}).get("max_batches")
+    if capped:
+        notes.append(f"the run tested on part of the test set while training (eval.max_batches = {capped}, a smoke "
+                     "run); this evaluation uses every test image, so it differs from the recorded numbers")
+    for note in notes:
         print_lines(console, wrapped(note, width, "note: ", "  "))
     done = f"evaluated {plural(sum(ev.test_counts), 'test image')} on {ev.device} in {ev.seconds:.1f} s"
     print_lines(console, wrapped(done, width, "", "  "))

@@ -174,11 +174,11 @@ def _row_notes(row: Row, first: RunRecord, reference: Optional[Reference]) -> li
         if epochs * DEMO_BUDGET_FACTOR <= reference.epochs:
             note += "; a run this short demonstrates the path, not the method"
         notes.append(note)
-    evaluation = first.recipe.get("eval") or {}
-    capped = evaluation.get("max_batches")
-    if capped:
-        notes.append(f"{row.label}: tested on a capped test set (eval.max_batches = {capped}), "
-                     "a smoke-run setting: its numbers are not a result")
+    caps = [f"{key} = {value}" for key, value in (
+        ("train.max_batches_per_epoch", train.get("max_batches_per_epoch")),
+        ("eval.max_batches", (first.recipe.get("eval") or {}).get("max_batches"))) if value]
+    if caps:
+        notes.append(f"{row.label}: a smoke run ({', '.join(caps)}): its numbers are not a result")
     return notes
 
 
@@ -249,7 +249,8 @@ def compare_records(
         rows.sort(key=lambda pair: _order(pair[0]))
         for row, first in rows:
             table_notes.extend(_row_notes(row, first, reference))
-        table_notes.extend(f"data: {note}" for note in dict.fromkeys(rec.data.note for _, rec in runs if rec.data.note))
+        table_notes.extend(f"the runs' data: {note}"
+                           for note in dict.fromkeys(rec.data.note for _, rec in runs if rec.data.note))
         if reference is not None and not any(r.reference or r.anchors for r, _ in rows):
             known = ", ".join(reference.datasets)
             table_notes.append(f"{name}: the {reference.name} reference has no numbers for these runs (it covers {known})")
