@@ -140,7 +140,7 @@ def command(
         bool, typer.Option("--allow-mixed", help="Allow runs on different datasets: one table per dataset.")
     ] = False,
 ) -> None:
-    """Compare runs: one row per config (mean ± std over seeds), best value per column in bold."""
+    """Compare runs: one row per config (mean ± std over seeds); bold marks the best of several rows."""
     files = find_records(paths)
     records = [(path, load_record(path)) for path in files]
     ref = load_reference(reference) if reference else None
