@@ -29,7 +29,7 @@ from record_factory import make_record  # noqa: E402
 
 from ltrank.catalog import LOSSES  # noqa: E402
 from ltrank.cli.app import app  # noqa: E402
-from ltrank.compare import anchor_sources, compare_records, reference_lines, to_json  # noqa: E402
+from ltrank.compare import anchor_sources, compare_records, reference_lines  # noqa: E402
 from ltrank.engine.capped import balanced_indices  # noqa: E402
 from ltrank.groups import SCHEMES  # noqa: E402
 from ltrank.recipe import config_hash, load_recipe  # noqa: E402
