@@ -38,6 +38,9 @@ from ltrank.registry import (
 #: results are shown, not what is computed. (``data.source`` stays in: a different npz file or
 #: folder is different data.)
 HASH_EXCLUDED = (("train", "init_from"), ("description",), ("eval", "groups"), ("train", "compile"))
+#: Keys added after runs were recorded: left out of the hash while unset, so that adding them
+#: changed no existing config hash.
+HASH_EXCLUDED_WHEN_UNSET = (("eval", "max_batches"),)
 
 
 class _Section(BaseModel):
@@ -121,6 +124,9 @@ class EvalConfig(_Section):
         "display only, not part of the config hash")
     every: int = Field(1, gt=0, description="evaluate on the test set every this many epochs (and after the last)")
     batch_size: int = Field(1000, gt=0, description="images per evaluation batch")
+    max_batches: Optional[int] = Field(
+        None, gt=0, description="test on at most this many batches, every class kept (smoke runs only: it changes "
+        "the numbers, so it is part of the config hash and the run record warns)")
 
 
 class Recipe(_Section):
@@ -413,12 +419,14 @@ def _check_epoch_numbers(recipe: Recipe, losses: Any) -> None:
 
 # ------------------------------------------------------------------------------------ hashing
 def config_hash(resolved: dict[str, Any], length: int = 12) -> str:
-    """sha256 of the canonical JSON of a resolved recipe without :data:`HASH_EXCLUDED` keys (short hex)."""
+    """sha256 of the canonical JSON of a resolved recipe without :data:`HASH_EXCLUDED` keys (and
+    :data:`HASH_EXCLUDED_WHEN_UNSET` keys that are None), as short hex."""
     data = json.loads(json.dumps(resolved))
-    for keys in HASH_EXCLUDED:
+    for keys, unset_only in [(k, False) for k in HASH_EXCLUDED] + [(k, True) for k in HASH_EXCLUDED_WHEN_UNSET]:
         node = data
         for key in keys[:-1]:
             node = node.get(key, {})
-        node.pop(keys[-1], None)
+        if not unset_only or node.get(keys[-1]) is None:
+            node.pop(keys[-1], None)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:length]

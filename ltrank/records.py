@@ -45,7 +45,9 @@ class Environment(_Strict):
     torch: str = Field(..., description="torch version")
     python: str = Field(..., description="Python version")
     device: str = Field(..., description="device the run trained on, e.g. 'cpu' or 'cuda:0 (NVIDIA H100)'")
-    git_sha: Optional[str] = Field(None, description="commit of the ltrank source tree, if it is a git checkout")
+    git_sha: Optional[str] = Field(
+        None, description="commit of ltrank's code: its git checkout, or the clone it was built from (pip install .)")
+    git_sha_note: Optional[str] = Field(None, description="why git_sha is absent, when it is")
     plugins: list[str] = Field(default_factory=list, description="plugin distributions used, as 'name version'")
 
 
@@ -175,17 +177,41 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _git_sha() -> Optional[str]:
-    root = Path(__file__).resolve().parent.parent
-    if not (root / ".git").exists():
-        return None
+#: Written into the built package by setup.py: the commit of the clone it was built from.
+BUILD_INFO = "_build_info.json"
+
+
+def git_commit(root: Path) -> tuple[Optional[str], Optional[str]]:
+    """(HEAD commit of the git checkout at ``root``, None), or (None, why not)."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+    except OSError:
+        return None, f"{root} is a git checkout but git is not installed"
+    except subprocess.SubprocessError:
+        return None, f"git rev-parse timed out in {root}"
+    sha = out.stdout.strip()
+    return (sha, None) if out.returncode == 0 and sha else (None, f"git rev-parse failed in {root}")
+
+
+def _git_sha(package: Optional[Path] = None) -> tuple[Optional[str], Optional[str]]:
+    """The commit ltrank's code comes from and, when there is none, why.
+
+    Run from a clone (or an editable install) the package sits in a git checkout: its HEAD.
+    Installed with ``pip install .`` from a clone, setup.py baked the clone's commit into
+    :data:`BUILD_INFO` beside this module. Anything else (an sdist, a wheel built elsewhere)
+    carries no commit.
+    """
+    package = package or Path(__file__).resolve().parent
+    if (package.parent / ".git").exists():
+        return git_commit(package.parent)
+    baked = package / BUILD_INFO
+    if not baked.is_file():
+        return None, "ltrank was not installed from a git clone, so its commit is unknown"
+    try:
+        info = json.loads(baked.read_text(encoding="utf-8"))
+        return info.get("git_sha") or None, info.get("git_sha_note") or None
+    except (OSError, ValueError, AttributeError):
+        return None, f"{baked} is unreadable"
 
 
 def collect_environment(device: str, plugins: Iterable[str] = ()) -> Environment:
@@ -194,12 +220,14 @@ def collect_environment(device: str, plugins: Iterable[str] = ()) -> Environment
 
     import ltrank
 
+    sha, sha_note = _git_sha()
     return Environment(
         ltrank=ltrank.__version__,
         torch=torch.__version__,
         python=platform.python_version(),
         device=device,
-        git_sha=_git_sha(),
+        git_sha=sha,
+        git_sha_note=sha_note,
         plugins=sorted(plugins),
     )
 

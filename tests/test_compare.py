@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import re
 import sys
 
 import pytest
@@ -46,11 +47,11 @@ def test_mean_and_sample_std_by_hand():
     assert row.per_class[0] == pytest.approx(94.0)
 
 
-def test_single_run_std_is_dash_and_empty_group_is_empty():
+def test_single_run_shows_its_value_alone_and_empty_group_is_empty():
     comp = compare_records(pairs(make_record(BASE)), scheme="shots")
     row = comp.tables[0].rows[0]
     assert row.cells["Average"].std is None
-    assert format_stat(row.cells["Average"]) == "45.00 ± -"
+    assert format_stat(row.cells["Average"]) == "45.00"
     assert row.cells["Few"] == Stat(None, None, 0)  # CIFAR-10-LT IR100 has no class under 20 images
     assert format_stat(row.cells["Few"]) == "empty"
     assert format_stat(Stat(70.123, 1.0, 2)) == "70.12 ± 1.00"
@@ -76,19 +77,20 @@ def _two_methods():
 
 def test_best_per_column_bold_in_markdown_and_rich():
     comp = compare_records(_two_methods())
-    # AP: Head 76.25, Tail 6.67, Average 44.5; CB Delta: Head 75, Tail 10, Average 45; Body tie at 40.
-    assert comp.best(comp.tables[0]) == {"Average": {1}, "Head": {0}, "Body": {0, 1}, "Tail": {1}}
+    # AP: Head 76.25, Tail 6.67, Average 44.5; CB Delta: Head 75, Tail 10, Average 45; Body: both 40,
+    # so no row is best there and nothing is bold
+    assert comp.best(comp.tables[0]) == {"Average": {1}, "Head": {0}, "Tail": {1}}
     md = to_markdown(comp)
     lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| AP")}
-    assert "**76.25 ± -**" in lines["AP"] and "**40.00 ± -**" in lines["AP"] and "**6.67" not in lines["AP"]
-    assert "**45.00 ± -**" in lines["AP CB Delta (beta 0.99)"] and "**10.00 ± -**" in lines["AP CB Delta (beta 0.99)"]
+    assert "**76.25**" in lines["AP"] and "**40.00" not in md and "**6.67" not in lines["AP"]
+    assert "**45.00**" in lines["AP CB Delta (beta 0.99)"] and "**10.00**" in lines["AP CB Delta (beta 0.99)"]
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, color_system="standard", width=200)
     for table in _rich_tables(comp):
         console.print(table)
     text = out.getvalue()
-    assert "\x1b[1m76.25 ± -" in text and "\x1b[1m45.00 ± -" in text
-    assert "\x1b[1m44.50" not in text and "\x1b[1m75.00" not in text
+    bold = set(re.findall(r"\x1b\[1m *([0-9.]+)\x1b\[0m", text))
+    assert bold == {"76.25", "45.00", "10.00"}  # Body ties: no best
 
 
 def test_last_epoch_by_default_best_epoch_on_request():
@@ -104,7 +106,7 @@ def test_mixed_datasets_error_names_them_unless_allowed():
     c100 = [500 - 5 * i for i in range(100)]
     recs = pairs(make_record(BASE), make_record([0.5] * 100, source="cifar100", counts=c100, config_hash="h100"),
                  make_record(BASE, ir=50.0, config_hash="ir50"))
-    with pytest.raises(LtrankError, match=r"cifar10 IR100 \(1 runs\), cifar100 IR100 \(1 runs\), cifar10 IR50 .*--allow-mixed"):
+    with pytest.raises(LtrankError, match=r"cifar10 IR100 \(1 run\), cifar100 IR100 \(1 run\), cifar10 IR50 .*--allow-mixed"):
         compare_records(recs)
     comp = compare_records(recs, allow_mixed=True)
     assert [t.dataset_key for t in comp.tables] == ["cifar10-ir100", "cifar100-ir100", "cifar10-ir50"]
@@ -116,8 +118,10 @@ def test_unfinished_runs_left_out_with_a_note():
     comp = compare_records(recs)
     assert comp.tables[0].rows[0].n == 1
     assert comp.notes == ["left out r1/record.json: run diverged", "left out r2/record.json: run running"]
-    with pytest.raises(LtrankError, match="none of the 1 run records is a finished run"):
+    with pytest.raises(LtrankError, match="the run record is not a finished run"):
         compare_records(pairs(make_record(BASE, status="interrupted")))
+    with pytest.raises(LtrankError, match="none of the 2 run records is a finished run"):
+        compare_records(pairs(make_record(BASE, status="interrupted"), make_record(BASE, status="failed", seed=1)))
 
 
 def test_reference_merge_by_dataset_and_method_key():
@@ -196,7 +200,7 @@ def test_cli_compare_formats_and_notes(tmp_path):
     assert "AP CB Delta (beta 0.99)" in result.output and "thesis: AP CB Delta" in result.output
     assert "last epoch" in result.output and "run diverged" in result.output
     md = runner.invoke(app, ["compare", str(tmp_path), "--format", "markdown", "--metric", "best"])
-    assert md.exit_code == 0 and "| AP CB Delta (beta 0.99) | 2 | **46.00 ± 1.41** |" in md.output
+    assert md.exit_code == 0 and "| AP CB Delta (beta 0.99) | 2 | 46.00 ± 1.41 |" in md.output  # one row: no bold
     js = runner.invoke(app, ["compare", str(tmp_path), "--format", "json", "--groups", "shots"])
     assert json.loads(js.stdout)["scheme"] == "shots"
 

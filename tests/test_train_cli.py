@@ -130,7 +130,7 @@ def test_record_json_is_plain_json_with_the_resolved_recipe(tmp_path: Path):
     assert raw["recipe"]["train"]["batch_size"] == 8 and raw["seed"] == 4 and raw["status"] == "finished"
 
 
-def test_progress_view_renders_on_a_terminal_and_stays_silent_otherwise():
+def test_progress_view_renders_bars_on_a_terminal_and_epoch_lines_otherwise():
     import io
 
     from rich.console import Console
@@ -149,5 +149,6 @@ def test_progress_view_renders_on_a_terminal_and_stays_silent_otherwise():
         text = out.getvalue()
         if terminal:
             assert "seed 0 epochs" in text and "train 31.50% test 40.25% lr 0.1" in text
-        else:
-            assert text == ""
+        else:  # a log: one plain line per epoch, no bars (tests/test_cli_output.py checks them in detail)
+            assert "\x1b[" not in text and text.splitlines()[0] == "seed 0: 2 epochs of 3 batches on cpu"
+            assert text.splitlines()[1].startswith("seed 0 epoch 1/2: loss 2.4000, train 31.50%, test 40.25%, lr 0.1")

@@ -19,12 +19,28 @@ UsageError: type[Exception] = typer.BadParameter.__bases__[0]
 
 
 
+def _show_flags_bare(command: Any) -> None:
+    """typer's help gives an on/off flag a ``<bool>`` type, as if it took a value
+    (``--resume <bool>``); an empty metavar shows every flag of ``command`` and its
+    subcommands, ``--help`` included, as the bare flag it is."""
+    help_option = command.get_help_option(typer.Context(command))
+    for param in [*command.params, help_option]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _show_flags_bare(sub)
+
+
 class _ErrorBoundary(TyperGroup):
     """Turns every user error into one stderr line and an exit code, for main() and CliRunner.
 
     Bad command lines (click's usage errors) also get one line plus where to find help, instead
-    of click's boxed usage screen.
+    of click's boxed usage screen. Help shows flags as flags (:func:`_show_flags_bare`).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _show_flags_bare(self)
 
     def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def]
         try:

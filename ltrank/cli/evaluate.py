@@ -1,4 +1,8 @@
-"""`ltrank eval`: a checkpoint's accuracy on the balanced test set, per group and per class."""
+"""`ltrank eval`: a checkpoint's accuracy on the balanced test set, per group and per class.
+
+Names from data (recipe, classes, paths) reach rich as :class:`~rich.text.Text`, never as
+markup; titles and notes are wrapped at spaces to the terminal, and piped output is not padded.
+"""
 
 from __future__ import annotations
 
@@ -8,43 +12,74 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ltrank.cli.choices import Groups
 from ltrank.cli.train import DEFAULT_DATA_WORKERS
+from ltrank.cli.console import make_console, print_lines, wrap_width, wrapped
 from ltrank.engine.checkpoint_eval import CheckpointEvaluation, evaluate_checkpoint
-from ltrank.groups import group_classes
+from ltrank.groups import get_scheme, group_classes
+from ltrank.text import count, plural
 
 
 def _pct(value: Optional[float]) -> str:
     return "empty" if value is None else f"{value:.2f}"
 
 
-def _group_table(ev: CheckpointEvaluation, scheme: str) -> Table:
+def _title(ev: CheckpointEvaluation) -> str:
     rec = ev.record
-    table = Table(
-        title=f"{rec.recipe_name} seed {rec.seed}, epoch {ev.metrics.epoch}: test top-1 (%)",
-        caption=f"{rec.data.label()}, {scheme} groups; top-1 over all test images {ev.metrics.top1:.2f}",
-        title_justify="left", caption_justify="left",
-    )
+    return f"{rec.recipe_name} seed {rec.seed}, epoch {ev.metrics.epoch}: test top-1 (%)"
+
+
+def _group_table(ev: CheckpointEvaluation, scheme: str) -> Table:
+    table = Table()
     for col, justify in (("group", "left"), ("classes", "right"), ("train images", "right"), ("accuracy", "right")):
-        table.add_column(col, justify=justify)
+        table.add_column(col, justify=justify, no_wrap=col != "group")
     members = group_classes(ev.class_counts, scheme)
     groups = ev.metrics.groups[scheme]
     for name, classes in members.items():
-        table.add_row(name, str(len(classes)), str(sum(ev.class_counts[c] for c in classes)), _pct(groups[name]))
-    table.add_row("Average", str(len(ev.class_counts)), str(sum(ev.class_counts)), _pct(groups["Average"]), style="bold")
+        table.add_row(name, count(len(classes)), count(sum(ev.class_counts[c] for c in classes)), _pct(groups[name]))
+    table.add_row("Average", count(len(ev.class_counts)), count(sum(ev.class_counts)), _pct(groups["Average"]),
+                  style="bold")
     return table
 
 
 def _per_class_table(ev: CheckpointEvaluation, scheme: str) -> Table:
     group_of = {c: name for name, classes in group_classes(ev.class_counts, scheme).items() for c in classes}
-    table = Table(title="per-class test accuracy (%)", title_justify="left")
+    table = Table()
     for col, justify in (("#", "right"), ("class", "left"), ("group", "left"), ("train images", "right"),
                          ("test images", "right"), ("accuracy", "right")):
-        table.add_column(col, justify=justify)
+        table.add_column(col, justify=justify, no_wrap=col != "class")
     for c, acc in enumerate(ev.metrics.per_class):
-        table.add_row(str(c), ev.class_names[c], group_of[c], str(ev.class_counts[c]), str(ev.test_counts[c]), f"{acc:.2f}")
+        table.add_row(str(c), Text(ev.class_names[c]), group_of[c], count(ev.class_counts[c]),
+                      count(ev.test_counts[c]), f"{acc:.2f}")
     return table
+
+
+def _print(console: Console, ev: CheckpointEvaluation, scheme: str, per_class: bool) -> None:
+    """Title, the group table, what the groups are, then (optionally) every class, and notes."""
+    width = wrap_width(console)
+    print_lines(console, wrapped(_title(ev), width, "", "  "), style="bold")
+    console.print(_group_table(ev, scheme))
+    caption = f"{ev.record.data.label()}; top-1 over all test images {ev.metrics.top1:.2f}"
+    print_lines(console, wrapped(caption, width, "", "  "))
+    print_lines(console, wrapped(get_scheme(scheme).summary, width, "", "  "))
+    if per_class:
+        print_lines(console, ["per-class test accuracy (%)"], style="bold")
+        console.print(_per_class_table(ev, scheme))
+    recorded = ev.record.final if ev.record.final and ev.record.final.epoch == ev.metrics.epoch else None
+    if recorded is not None:
+        print_lines(console, wrapped(f"recorded at training time for epoch {recorded.epoch}: top-1 {recorded.top1:.2f}",
+                                     width, "", "  "))
+    notes = list(ev.notes)
+    capped = (ev.record.recipe.get("eval") or {}).get("max_batches")
+    if capped:
+        notes.append(f"the run tested on part of the test set while training (eval.max_batches = {capped}, a smoke "
+                     "run); this evaluation uses every test image, so it differs from the recorded numbers")
+    for note in notes:
+        print_lines(console, wrapped(note, width, "note: ", "  "))
+    done = f"evaluated {plural(sum(ev.test_counts), 'test image')} on {ev.device} in {ev.seconds:.1f} s"
+    print_lines(console, wrapped(done, width, "", "  "))
 
 
 def command(
@@ -59,16 +94,5 @@ def command(
 ) -> None:
     """Evaluate a checkpoint on the balanced test set: per-group (and per-class) accuracy."""
     ev = evaluate_checkpoint(checkpoint, data_dir=data_dir, device=device, workers=data_workers)
-    groups = Groups(groups.value if groups is not None else (ev.record.recipe.get("eval") or {}).get("groups", "thirds"))
-    console = Console(soft_wrap=False)
-    if not console.is_terminal:
-        console = Console(soft_wrap=False, width=200)
-    console.print(_group_table(ev, groups.value))
-    if per_class:
-        console.print(_per_class_table(ev, groups.value))
-    recorded = ev.record.final if ev.record.final and ev.record.final.epoch == ev.metrics.epoch else None
-    if recorded is not None:
-        console.print(f"recorded at training time for epoch {recorded.epoch}: top-1 {recorded.top1:.2f}")
-    for note in ev.notes:
-        console.print(f"note: {note}")
-    console.print(f"evaluated {sum(ev.test_counts)} test images on {ev.device} in {ev.seconds:.1f} s")
+    scheme = groups.value if groups is not None else (ev.record.recipe.get("eval") or {}).get("groups", "thirds")
+    _print(make_console(), ev, scheme, per_class)

@@ -1,4 +1,5 @@
-"""`ltrank train`: run a recipe for one or more seeds, with rich progress on a terminal."""
+"""`ltrank train`: run a recipe for one or more seeds, with progress bars in a terminal and one
+line per epoch anywhere else."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,8 +21,21 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ltrank.engine.events import BatchEnded, EpochEnded, EpochStarted, Event, Notice, RunStarted
+from ltrank.cli.console import make_console
+from ltrank.engine.events import (
+    BatchEnded,
+    EpochEnded,
+    EpochStarted,
+    EvalEnded,
+    EvalStarted,
+    Event,
+    FeaturePassStarted,
+    Notice,
+    PassProgress,
+    RunStarted,
+)
 from ltrank.errors import LtrankError
+from ltrank.text import count, plural
 
 
 #: Decoding processes for streamed sources (in-memory CIFAR uses none): most of the cores, at most 8.
@@ -44,18 +59,42 @@ def parse_seeds(seed: Optional[int], seeds: Optional[str]) -> list[int]:
     return out
 
 
+def duration(seconds: float) -> str:
+    """``42 s``, ``3m 05s``, ``2h 10m``: a time span for progress lines."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
 class ProgressView:
-    """Renders trainer events as an epoch bar (loss / accuracy / lr) and a batch bar; notices
-    (e.g. which run a run starts from) are printed as lines."""
+    """Shows trainer events as they come.
+
+    In a terminal: an epoch bar (loss / accuracy / lr) and a bar for the pass in progress: the
+    training batches, the test pass, or a loss's feature pass (DRO-LT's centroids). Anywhere else
+    (a log file, a pipe, a batch job's output) bars would show nothing for hours, so every epoch
+    prints one line: loss, training accuracy, test accuracy when evaluated, lr, time, ETA.
+    Notices (e.g. which run a run starts from) are lines either way. Nothing from data is parsed
+    as markup.
+    """
 
     def __init__(self, console: Console) -> None:
+        self.console = console
+        self.lines = not console.is_terminal
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not console.is_terminal,
-            transient=False,
+            TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console, disable=self.lines, transient=False,
         )
         self.epoch_task: Optional[int] = None
         self.batch_task: Optional[int] = None
+        self.seed: Optional[int] = None
+        self.started = 0.0
+        self.first_epoch = 1
 
     def __enter__(self) -> "ProgressView":
         self.progress.__enter__()
@@ -64,22 +103,63 @@ class ProgressView:
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)
 
+    def _line(self, text: str) -> None:
+        self.console.print(Text(text), soft_wrap=True)
+
     def __call__(self, event: Event) -> None:
-        p = self.progress
         if isinstance(event, Notice):
-            p.console.print(f"note: {event.message}", markup=False, highlight=False)
+            self._line(f"note: {event.message}")
         elif isinstance(event, RunStarted):
-            for task in (self.epoch_task, self.batch_task):
-                if task is not None:
-                    p.remove_task(task)
-            self.epoch_task = p.add_task(f"seed {event.seed} epochs", total=event.total_epochs,
-                                         completed=event.start_epoch - 1, info="")
-            self.batch_task = p.add_task("batches", total=event.batches_per_epoch, info="")
-        elif isinstance(event, EpochStarted) and self.batch_task is not None:
-            p.reset(self.batch_task, total=event.batches, info=f"epoch {event.epoch} lr {event.lr:.3g}")
-        elif isinstance(event, BatchEnded) and self.batch_task is not None:
-            p.update(self.batch_task, completed=event.batch, info=f"epoch {event.epoch} loss {event.loss:.4f}")
-        elif isinstance(event, EpochEnded) and self.epoch_task is not None:
+            self.seed, self.started, self.first_epoch = event.seed, time.perf_counter(), event.start_epoch
+            if self.lines:
+                resumed = f", resuming at epoch {event.start_epoch}" if event.start_epoch > 1 else ""
+                self._line(f"seed {event.seed}: {plural(event.total_epochs, 'epoch')} of "
+                           f"{plural(event.batches_per_epoch, 'batch', 'batches')} on {event.device}{resumed}")
+            else:
+                self._start_bars(event)
+        elif self.lines:
+            if isinstance(event, EpochEnded):
+                self._line(self._epoch_line(event))
+        else:
+            self._update_bars(event)
+
+    def _epoch_line(self, event: EpochEnded) -> str:
+        done = event.epoch - self.first_epoch + 1
+        remaining = event.total_epochs - event.epoch
+        elapsed = time.perf_counter() - self.started
+        eta = f", ETA {duration(elapsed / done * remaining)}" if remaining else ""
+        test = "" if event.test_acc is None else f", test {event.test_acc:.2f}%"
+        return (f"seed {self.seed} epoch {event.epoch}/{event.total_epochs}: loss {event.train_loss:.4f}, "
+                f"train {event.train_acc:.2f}%{test}, lr {event.lr:.3g}, {duration(event.seconds)}{eta}")
+
+    def _start_bars(self, event: RunStarted) -> None:
+        p = self.progress
+        for task in (self.epoch_task, self.batch_task):
+            if task is not None:
+                p.remove_task(task)
+        self.epoch_task = p.add_task(f"seed {event.seed} epochs", total=event.total_epochs,
+                                     completed=event.start_epoch - 1, info="")
+        self.batch_task = p.add_task("batches", total=event.batches_per_epoch, info="")
+
+    def _update_bars(self, event: Event) -> None:
+        p, bar = self.progress, self.batch_task
+        if bar is None or self.epoch_task is None:
+            return
+        if isinstance(event, FeaturePassStarted):
+            p.reset(bar, description="features", total=event.batches,
+                    info=f"epoch {event.epoch}: {count(event.images)} training images for the loss")
+        elif isinstance(event, EpochStarted):
+            p.reset(bar, description="batches", total=event.batches, info=f"epoch {event.epoch} lr {event.lr:.3g}")
+        elif isinstance(event, BatchEnded):
+            p.update(bar, completed=event.batch, info=f"epoch {event.epoch} loss {event.loss:.4f}")
+        elif isinstance(event, EvalStarted):
+            p.reset(bar, description="testing", total=event.batches,
+                    info=f"epoch {event.epoch}: {count(event.images)} test images")
+        elif isinstance(event, PassProgress):
+            p.update(bar, completed=event.batch)
+        elif isinstance(event, EvalEnded):
+            p.update(bar, info=f"epoch {event.epoch}: test {event.top1:.2f}%")
+        elif isinstance(event, EpochEnded):
             test = "" if event.test_acc is None else f" test {event.test_acc:.2f}%"
             p.update(self.epoch_task, completed=event.epoch,
                      info=f"loss {event.train_loss:.4f} train {event.train_acc:.2f}%{test} lr {event.lr:.3g}")
@@ -124,7 +204,7 @@ def command(
     from ltrank.engine.run import train_one
 
     prepare_backend(torch_device)
-    console = Console()
+    console = make_console()
     data, data_seconds = None, 0.0
     for s in seed_list:
         if data is None:

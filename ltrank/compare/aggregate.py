@@ -21,6 +21,7 @@ from ltrank.errors import LtrankError
 from ltrank.groups import get_scheme
 from ltrank.reference import Anchor, MethodRow, Reference, dataset_key
 from ltrank.records import RunRecord
+from ltrank.text import count, plural
 
 METRICS = {"last": "last epoch", "best": "best epoch"}
 
@@ -78,20 +79,33 @@ class Comparison:
 
     @property
     def caption(self) -> str:
+        """What the numbers are, in one line."""
         ref = f"; {self.reference.name}: {self.reference.metric} epoch, mean ± std of 3 runs" if self.reference else ""
         return (
-            f"top-1 (%) at the {METRICS[self.metric]}, {self.scheme} groups; "
-            f"mean ± sample std over seeds (n runs){ref}"
+            f"top-1 (%) at the {METRICS[self.metric]}; mean ± sample std over the n runs of a row "
+            f"(one run: its value){ref}"
         )
 
+    @property
+    def legend(self) -> str:
+        """What the group columns mean, in one line (``ltrank.groups``)."""
+        return get_scheme(self.scheme).summary
+
     def best(self, table: Table) -> dict[str, set[int]]:
-        """Per column, the indices of our rows with the highest mean (ties all count)."""
+        """Per column, the indices of our rows with the highest mean (ties all count).
+
+        Only a choice among several rows says something: a table of one row, or a column where
+        every row ties, has no best (nothing is bold).
+        """
         best: dict[str, set[int]] = {}
         for col in self.columns:
             means = [(i, r.cells[col].mean) for i, r in enumerate(table.rows) if r.cells[col].mean is not None]
-            if means:
-                top = max(m for _, m in means)
-                best[col] = {i for i, m in means if m == top}
+            if len(means) < 2:
+                continue
+            top = max(m for _, m in means)
+            winners = {i for i, m in means if m == top}
+            if len(winners) < len(means):
+                best[col] = winners
         return best
 
 
@@ -131,6 +145,43 @@ def _row(runs: list[tuple[Path, RunRecord]], scheme: str, metric: str, columns: 
     )
 
 
+def _tell_apart(rows: Sequence[Row]) -> None:
+    """Rows of one method with different settings get their config hash: ``AP [dd07246d]``."""
+    labels = [r.label for r in rows]
+    for row in rows:
+        if labels.count(row.label) > 1:
+            row.label = f"{row.label} [{row.config_hash[:8]}]"
+
+
+#: A run this many times shorter than the reference's budget only demonstrates the path.
+DEMO_BUDGET_FACTOR = 10
+
+
+def _row_notes(row: Row, first: RunRecord, reference: Optional[Reference]) -> list[str]:
+    """What a reader must know about one row, each note naming the row (its final label)."""
+    notes = []
+    repeated = sorted({s for s in row.seeds if row.seeds.count(s) > 1})
+    if repeated:
+        seeds = ", ".join(str(s) for s in repeated)
+        notes.append(f"{row.label}: {'seed' if len(repeated) == 1 else 'seeds'} {seeds} "
+                     f"{'appears' if len(repeated) == 1 else 'appear'} more than once; every run is counted")
+    train = first.recipe.get("train") or {}
+    epochs = train.get("epochs")
+    # a run started from a trained model (DRO-LT after CE) counts only its own epochs: no note
+    if reference is not None and (row.reference or row.anchors) and epochs is not None \
+            and epochs != reference.epochs and not train.get("init_from"):
+        note = f"{row.label}: trained {plural(epochs, 'epoch')}, the {reference.name} numbers beside it {reference.epochs}"
+        if epochs * DEMO_BUDGET_FACTOR <= reference.epochs:
+            note += "; a run this short demonstrates the path, not the method"
+        notes.append(note)
+    caps = [f"{key} = {value}" for key, value in (
+        ("train.max_batches_per_epoch", train.get("max_batches_per_epoch")),
+        ("eval.max_batches", (first.recipe.get("eval") or {}).get("max_batches"))) if value]
+    if caps:
+        notes.append(f"{row.label}: a smoke run ({', '.join(caps)}): its numbers are not a result")
+    return notes
+
+
 def _order(row: Row) -> tuple[int, str]:
     keys = list(METHOD_LABELS)
     return (keys.index(row.method_key) if row.method_key in keys else len(keys), row.label)
@@ -161,13 +212,14 @@ def compare_records(
         else:
             usable.append((path, rec))
     if not usable:
-        raise LtrankError(f"none of the {len(records)} run records is a finished run; nothing to compare")
+        what = "the run record is not" if len(records) == 1 else f"none of the {count(len(records))} run records is"
+        raise LtrankError(f"{what} a finished run; nothing to compare")
 
     by_dataset: dict[str, list[tuple[Path, RunRecord]]] = {}
     for path, rec in usable:
         by_dataset.setdefault(_dataset_of(rec)[0], []).append((path, rec))
     if len(by_dataset) > 1 and not allow_mixed:
-        listing = ", ".join(f"{name} ({len(runs)} runs)" for name, runs in by_dataset.items())
+        listing = ", ".join(f"{name} ({plural(len(runs), 'run')})" for name, runs in by_dataset.items())
         raise LtrankError(
             f"the runs use different datasets: {listing}; compare one dataset at a time "
             "or pass --allow-mixed for one table per dataset"
@@ -186,33 +238,23 @@ def compare_records(
         by_hash: dict[str, list[tuple[Path, RunRecord]]] = {}
         for path, rec in runs:
             by_hash.setdefault(rec.config_hash, []).append((path, rec))
-        rows = []
+        rows: list[tuple[Row, RunRecord]] = []
         for group in by_hash.values():
             row = _row(group, scheme, metric, columns)
-            repeated = sorted({s for s in row.seeds if row.seeds.count(s) > 1})
-            if repeated:
-                table_notes.append(f"{row.label}: seed(s) {repeated} appear more than once and are all counted")
             if reference is not None:
                 row.reference = reference.row(key, row.method_key)
                 row.anchors = reference.anchors_for(key, row.method_key)
-                train = group[0][1].recipe.get("train") or {}
-                epochs = train.get("epochs")
-                # a run started from a trained model (DRO-LT after CE) counts only its own epochs: no note
-                if (row.reference or row.anchors) and epochs is not None and epochs != reference.epochs \
-                        and not train.get("init_from"):
-                    table_notes.append(
-                        f"{row.label}: trained {epochs} epochs, the {reference.name} numbers beside it {reference.epochs}"
-                    )
-            rows.append(row)
-        labels = [r.label for r in rows]
-        for row in rows:  # same method, different settings: tell the rows apart
-            if labels.count(row.label) > 1:
-                row.label = f"{row.label} [{row.config_hash[:8]}]"
-        rows.sort(key=_order)
-        if reference is not None and not any(r.reference or r.anchors for r in rows):
+            rows.append((row, group[0][1]))
+        _tell_apart([row for row, _ in rows])
+        rows.sort(key=lambda pair: _order(pair[0]))
+        for row, first in rows:
+            table_notes.extend(_row_notes(row, first, reference))
+        table_notes.extend(f"the runs' data: {note}"
+                           for note in dict.fromkeys(rec.data.note for _, rec in runs if rec.data.note))
+        if reference is not None and not any(r.reference or r.anchors for r, _ in rows):
             known = ", ".join(reference.datasets)
             table_notes.append(f"{name}: the {reference.name} reference has no numbers for these runs (it covers {known})")
-        tables.append(Table(name, key, list(runs[0][1].data.class_counts), rows, table_notes))
+        tables.append(Table(name, key, list(runs[0][1].data.class_counts), [r for r, _ in rows], table_notes))
     if reference is not None:
         if scheme != reference.groups:
             notes.append(f"{reference.name} reports {reference.groups} groups only: its other columns are blank")

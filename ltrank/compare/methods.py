@@ -94,8 +94,17 @@ def _spec(name: str) -> Optional[Spec]:
 
 
 def method_label(record: RunRecord) -> str:
-    """A table label such as ``AP CB Delta (beta 0.99)``."""
+    """A table label such as ``AP CB Delta (beta 0.99)``.
+
+    A thesis method has its thesis name; a run whose method is its loss alone (no weighting
+    schedule) and whose loss declares a display label (``Spec.label``, e.g. a plugin's
+    ``"Balanced Softmax"``) shows that label; any other run shows its recipe name.
+    """
     key = method_key(record)
-    label = METHOD_LABELS.get(key, record.recipe_name)
+    label = METHOD_LABELS.get(key)
+    if label is None:
+        loss_name = str((record.recipe.get("loss") or {}).get("name", ""))
+        spec = _spec(loss_name) if _infer_key(record.recipe) == loss_name else None
+        label = spec.label if spec is not None and spec.label else record.recipe_name
     beta = _beta_in_use(record.recipe)
     return f"{label} (beta {beta:g})" if beta is not None else label

@@ -15,11 +15,12 @@ from ltrank.reference import Cell
 
 
 def _fmt(mean: float, std: Optional[float]) -> str:
-    return f"{mean:.2f} ± " + ("-" if std is None else f"{std:.2f}")
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
 
 
 def format_stat(stat: Stat) -> str:
-    """``74.77 ± 0.09``; a single run ``74.77 ± -``; an empty group ``empty``."""
+    """``74.77 ± 0.09``; a single run ``74.77`` (no spread to show: the row's n says 1); an
+    empty group ``empty``. Two decimals, for display only: JSON and CSV keep more."""
     return "empty" if stat.mean is None else _fmt(stat.mean, stat.std)
 
 
@@ -43,8 +44,19 @@ def reference_cells(comparison: Comparison, row: Row) -> dict[str, str]:
     return cells
 
 
-def reference_lines(comparison: Comparison, row: Row) -> list[tuple[str, dict[str, str]]]:
-    """(label, cells) of the reference rows shown under ``row``: the thesis row, then anchors."""
+def anchor_sources(comparison: Comparison) -> list[str]:
+    """The publications of the anchors shown, in order of first appearance: footnote ``[i]`` is
+    ``anchor_sources(...)[i - 1]``."""
+    return list(dict.fromkeys(a.source for t in comparison.tables for r in t.rows for a in r.anchors))
+
+
+def reference_lines(comparison: Comparison, row: Row, footnotes: Optional[list[str]] = None
+                    ) -> list[tuple[str, dict[str, str]]]:
+    """(label, cells) of the reference rows shown under ``row``: the thesis row, then anchors.
+
+    An anchor's label names its publication in full, or, given ``footnotes`` (from
+    :func:`anchor_sources`), by its footnote number, which keeps narrow tables narrow.
+    """
     lines = []
     if row.reference is not None:
         lines.append((f"  {comparison.reference.name}: {row.reference.label}", reference_cells(comparison, row)))
@@ -52,7 +64,8 @@ def reference_lines(comparison: Comparison, row: Row) -> list[tuple[str, dict[st
         when = f", {METRICS[a.metric]}" if a.metric else ""
         cells = {c: "" for c in comparison.columns}
         cells["Average"] = f"{a.top1:.2f}"
-        lines.append((f"  {a.source}: {a.label}{when}", cells))
+        source = a.source if footnotes is None else f"[{footnotes.index(a.source) + 1}]"
+        lines.append((f"  {source}: {a.label}{when}", cells))
     return lines
 
 
@@ -62,7 +75,7 @@ def to_markdown(comparison: Comparison) -> str:
     for table in comparison.tables:
         best = comparison.best(table)
         out.append(f"### {table.dataset}\n")
-        out.append(f"{comparison.caption}\n")
+        out.append(f"{comparison.caption}. {comparison.legend}.\n")
         out.append("| Method | n | " + " | ".join(comparison.columns) + " |")
         out.append("|---|---:|" + "---:|" * len(comparison.columns))
         for i, row in enumerate(table.rows):
@@ -141,6 +154,7 @@ def to_json_dict(comparison: Comparison) -> dict[str, Any]:
         "scheme": comparison.scheme,
         "columns": list(comparison.columns),
         "caption": comparison.caption,
+        "legend": comparison.legend,
         "reference": comparison.reference.name if comparison.reference else None,
         "tables": tables,
         "notes": comparison.notes,

@@ -72,6 +72,9 @@ def plot_class_counts(manifest: SplitManifest, groups: dict[str, list[int]], pat
     ax.bar(range(len(counts)), counts, color=[palette[group_of[c]] for c in range(len(counts))], width=0.85)
     handles = [Patch(color=color, label=f"{name} ({len(groups[name])} classes)") for name, color in palette.items()]
     ax.set_yscale("log")
+    from ltrank.plot import label_log_axis
+
+    label_log_axis(ax.yaxis)  # 20, 50, 100, 200, ... rather than only 10^1, 10^2
     ax.set_xlabel("class (label order)")
     ax.set_ylabel("training images (log scale)")
     ax.set_title(

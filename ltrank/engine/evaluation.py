@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
@@ -19,20 +20,27 @@ class Accuracy:
     per_class: list[float]  # fraction per class, label order (NaN for a class absent from the test set)
 
 
+#: Called after each batch with (batch, batches), batch 1-indexed: progress for a display.
+BatchHook = Callable[[int, int], None]
+
+
 @torch.no_grad()
-def predict_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], device: torch.device,
+                    on_batch: Optional[BatchHook] = None, total: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Arg-max predictions and labels (CPU int64 [N]) over normalised ``(x, y)`` batches, the model
     in eval mode (restored afterwards), bf16 autocast on CUDA. Predictions stay on the device
-    until the end: one device-to-host copy per pass, not one per batch."""
+    until the end: one device-to-host copy per pass, not one per batch. ``on_batch(b, total)``
+    reports progress."""
     was_training = model.training
     model.eval()
     preds, labels = [], []
     try:
-        for x, y in batches:
+        for b, (x, y) in enumerate(batches, start=1):
             with autocast_for(device):
                 preds.append(model(to_model_layout(x)).argmax(dim=1))
             labels.append(y)
+            if on_batch is not None:
+                on_batch(b, total)
     finally:
         model.train(was_training)
     if not preds:
@@ -55,9 +63,9 @@ def accuracy(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Acc
 
 
 def evaluate_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_classes: int,
-                     device: torch.device) -> Accuracy:
+                     device: torch.device, on_batch: Optional[BatchHook] = None, total: int = 0) -> Accuracy:
     """Top-1 and per-class accuracy over normalised batches (fractions, as ``make_metrics`` takes them)."""
-    return accuracy(*predict_batches(model, batches, device), num_classes)
+    return accuracy(*predict_batches(model, batches, device, on_batch, total), num_classes)
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,

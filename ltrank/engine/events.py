@@ -45,6 +45,47 @@ class EpochEnded:
 
 
 @dataclass(frozen=True)
+class EvalStarted:
+    """The test pass after an epoch begins (``eval.every``; ``images`` < the test set when
+    ``eval.max_batches`` caps it)."""
+
+    epoch: int
+    images: int
+    batches: int
+
+
+@dataclass(frozen=True)
+class EvalEnded:
+    epoch: int
+    top1: float  # percent
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FeaturePassStarted:
+    """A loss's epoch hook reads the training set through the model before the epoch (DRO-LT's
+    class centroids); ``images`` < the training set when ``train.max_batches_per_epoch`` caps it."""
+
+    epoch: int
+    images: int
+    batches: int
+
+
+@dataclass(frozen=True)
+class FeaturePassEnded:
+    epoch: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PassProgress:
+    """One more batch of the test pass or feature pass in progress is done."""
+
+    batch: int  # 1-indexed
+    batches: int
+
+
+@dataclass(frozen=True)
 class RunEnded:
     seed: int
     status: str  # the run record's status: finished, diverged, failed, interrupted
@@ -61,7 +102,8 @@ class Notice:
     message: str
 
 
-Event = Union[RunStarted, EpochStarted, BatchEnded, EpochEnded, RunEnded, Notice]
+Event = Union[RunStarted, EpochStarted, BatchEnded, EpochEnded, EvalStarted, EvalEnded, FeaturePassStarted,
+              FeaturePassEnded, PassProgress, RunEnded, Notice]
 Callback = Callable[[Event], None]
 
 

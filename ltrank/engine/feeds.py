@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Optional, Union
 
 import torch
@@ -54,6 +55,24 @@ def load_training_data(cfg: DatasetConfig, data_dir=None) -> TrainingData:
 
 
 @dataclass(frozen=True)
+class Caps:
+    """Smoke-run caps on the feature and test passes, in images (None: the whole set).
+
+    A capped pass keeps every class (:func:`ltrank.engine.capped.balanced_indices`)."""
+
+    feature_images: Optional[int] = None  # train.max_batches_per_epoch x train.batch_size
+    test_images: Optional[int] = None  # eval.max_batches x eval.batch_size
+
+    @classmethod
+    def of(cls, recipe: Any) -> "Caps":
+        train, evaluation = recipe.train, recipe.eval
+        return cls(
+            train.max_batches_per_epoch * train.batch_size if train.max_batches_per_epoch else None,
+            evaluation.max_batches * evaluation.batch_size if evaluation.max_batches else None,
+        )
+
+
+@dataclass(frozen=True)
 class Sharding:
     """This process's place among the data-parallel processes (1 and 0 when alone)."""
 
@@ -64,7 +83,10 @@ class Sharding:
 class MemoryFeed:
     """Batches of a :class:`~ltrank.data.LongTailedData` held on the training device."""
 
-    def __init__(self, data: LongTailedData, *, seed: int, device: torch.device, sharding: Sharding = Sharding()) -> None:
+    def __init__(self, data: LongTailedData, *, seed: int, device: torch.device, sharding: Sharding = Sharding(),
+                 caps: Caps = Caps()) -> None:
+        from ltrank.engine.capped import balanced_indices
+
         self.data, self.device, self.sharding = data, device, sharding
         self.generators = {
             "order": torch.Generator().manual_seed(seed),
@@ -72,8 +94,11 @@ class MemoryFeed:
         }
         self.train_images = data.train_images.to(device)
         self.train_labels = data.train_labels.to(device)
-        self.test_images = data.test_images.to(device)
-        self.test_labels = data.test_labels.to(device)
+        keep = slice(None) if caps.feature_images is None else balanced_indices(data.train_labels, caps.feature_images)
+        self.feature_images, self.feature_labels = self.train_images[keep], self.train_labels[keep]
+        keep = slice(None) if caps.test_images is None else balanced_indices(data.test_labels, caps.test_images)
+        self.test_images = data.test_images[keep].to(device)
+        self.test_labels = data.test_labels[keep].to(device)
 
     @property
     def num_train(self) -> int:
@@ -82,6 +107,16 @@ class MemoryFeed:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.data.train_images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def feature_count(self) -> int:
+        """Images this process reads in a feature pass."""
+        return _shard_len(len(self.feature_labels), self.sharding)
+
+    @property
+    def test_count(self) -> int:
+        """Images this process reads in a test pass."""
+        return _shard_len(len(self.test_labels), self.sharding)
 
     def train_batches(self, epoch: int, batch_size: int, sampler: str) -> Iterator[Batch]:
         """This epoch's augmented batches (full global batches; this rank's slice of each)."""
@@ -96,7 +131,7 @@ class MemoryFeed:
 
     def feature_batches(self, batch_size: int) -> Iterator[Batch]:
         """The training set with the test transform (this rank's shard)."""
-        return self._plain(self.train_images, self.train_labels, batch_size)
+        return self._plain(self.feature_images, self.feature_labels, batch_size)
 
     def test_batches(self, batch_size: int) -> Iterator[Batch]:
         """The test set with the test transform (this rank's shard, in order)."""
@@ -115,13 +150,14 @@ class StreamFeed:
     """Batches of a :class:`~ltrank.data.StreamSource` decoded from disk by worker processes."""
 
     def __init__(self, source: StreamSource, cfg: DatasetConfig, *, seed: int, device: torch.device,
-                 batch_size: int, eval_batch_size: int, workers: int, sharding: Sharding = Sharding()) -> None:
+                 batch_size: int, eval_batch_size: int, workers: int, sharding: Sharding = Sharding(),
+                 caps: Caps = Caps()) -> None:
         from ltrank.data import make_loader
 
         if sharding.world_size > 1:
             raise LtrankError("streamed sources do not train with several processes yet; use one process per run")
         self.source, self.cfg, self.seed, self.device, self.workers = source, cfg, seed, device, workers
-        self.sharding = sharding
+        self.sharding, self.caps, self._eval_batch_size = sharding, caps, eval_batch_size
         self.generators: dict[str, torch.Generator] = {}  # order and augmentation are keyed by (seed, epoch, index)
         self._make = make_loader
         self._train: dict[str, Any] = {}
@@ -142,6 +178,18 @@ class StreamFeed:
         size = image_size_of(self.cfg)
         return (3, size, size)
 
+    @property
+    def feature_count(self) -> int:
+        return min(len(self.source.train.labels), self._batches_of(self.caps.feature_images))
+
+    @property
+    def test_count(self) -> int:
+        return min(len(self.source.test.labels), self._batches_of(self.caps.test_images))
+
+    def _batches_of(self, images: Optional[int]) -> int:
+        """A cap in images rounded up to whole evaluation batches (streams are capped by batches)."""
+        return 1 << 62 if images is None else -(-images // self._eval_batch_size) * self._eval_batch_size
+
     def _train_loader(self, sampler: str, batch_size: int):
         if batch_size != self._batch_size:
             raise ValueError(f"this feed was built for batches of {self._batch_size}, not {batch_size}")
@@ -157,10 +205,12 @@ class StreamFeed:
         return iter(loader)
 
     def feature_batches(self, batch_size: int) -> Iterator[Batch]:
-        return iter(self.feature_loader)
+        """The training set with the test transform; a smoke-run cap keeps the first batches."""
+        return islice(self.feature_loader, -(-self.feature_count // self._eval_batch_size))
 
     def test_batches(self, batch_size: int) -> Iterator[Batch]:
-        return iter(self.test_loader)
+        """The test set in file order; a smoke-run cap keeps the first batches."""
+        return islice(self.test_loader, -(-self.test_count // self._eval_batch_size))
 
     def failures(self) -> Optional[dict[str, Any]]:
         """Images that failed to decode (each listed once) and samples skipped, for the record."""
@@ -180,12 +230,17 @@ Feed = Union[MemoryFeed, StreamFeed]
 
 
 def make_feed(data: TrainingData, cfg: DatasetConfig, *, seed: int, device: torch.device, batch_size: int,
-              eval_batch_size: int, workers: int = 0, sharding: Sharding = Sharding()) -> Feed:
+              eval_batch_size: int, workers: int = 0, sharding: Sharding = Sharding(), caps: Caps = Caps()) -> Feed:
     """The feed for ``data``: in memory for a :class:`LongTailedData`, streamed for a source."""
     if isinstance(data, LongTailedData):
-        return MemoryFeed(data, seed=seed, device=device, sharding=sharding)
+        return MemoryFeed(data, seed=seed, device=device, sharding=sharding, caps=caps)
     return StreamFeed(data, cfg, seed=seed, device=device, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                      workers=workers, sharding=sharding)
+                      workers=workers, sharding=sharding, caps=caps)
+
+
+def _shard_len(n: int, sharding: Sharding) -> int:
+    lo, hi = eval_shard(n, sharding.world_size, sharding.rank)
+    return hi - lo
 
 
 def full_batches(num_train: int, batch_size: int) -> int:

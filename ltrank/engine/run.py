@@ -38,6 +38,7 @@ import torch
 from ltrank.data import DatasetConfig, LongTailedData
 from ltrank.data.longtail import measured_ratio
 from ltrank.engine import checkpoint as ckpt
+from ltrank.engine.capped import capped_warnings
 from ltrank.engine.device import device_label
 from ltrank.engine.events import Callback, Notice, RunEnded, RunStarted, ignore
 from ltrank.engine.feeds import TrainingData, load_training_data
@@ -56,6 +57,7 @@ from ltrank.records import (
     write_record,
 )
 from ltrank.run_folder import Existing, RunFolder, check_out_dir, resolve_init_from, run_dir
+from ltrank.text import plural
 
 
 def run_dir_for(out: Path, recipe: ResolvedRecipe, seed: int) -> Path:
@@ -173,7 +175,8 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
             trainer.load_state_dict(locked.checkpoint)
         if init is not None:
             src = init.source
-            what = f"{src.recipe_name} seed {src.seed} [{src.config_hash}], {src.epochs} epochs, finished {src.finished_at}" \
+            epochs = "epochs unknown" if src.epochs is None else plural(src.epochs, "epoch")
+            what = f"{src.recipe_name} seed {src.seed} [{src.config_hash}], {epochs}, finished {src.finished_at}" \
                 if src.recipe_name else "a checkpoint without a run record"
             callback(Notice(f"starting from {what}: {init.checkpoint}"))
             for note in init.notes:
@@ -193,7 +196,7 @@ def _run(recipe: ResolvedRecipe, seed: int, device: torch.device, trainer: Train
         status="running", recipe_name=recipe.name, recipe=recipe.as_dict(), config_hash=recipe.config_hash,
         seed=seed, environment=collect_environment(device_label(device), _plugins_used(recipe)), data=info,
         init_from=init.source if init is not None else (previous.init_from if previous else None),
-        warnings=warnings,
+        warnings=warnings + capped_warnings(recipe.recipe),
         started_at=previous.started_at if previous else now_iso(),
     )
     base_seconds = previous.timings.total_seconds if previous else 0.0

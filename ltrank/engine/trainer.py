@@ -25,6 +25,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ltrank.data.batches import num_batches
 from ltrank.engine import checkpoint as ckpt
 from ltrank.engine.components import (
     build_model,
@@ -35,8 +36,19 @@ from ltrank.engine.components import (
 )
 from ltrank.engine.device import autocast_for, place_model, to_model_layout
 from ltrank.engine.evaluation import evaluate_batches
-from ltrank.engine.feeds import Sharding, TrainingData, full_batches, make_feed
-from ltrank.engine.events import BatchEnded, Callback, EpochEnded, EpochStarted, ignore
+from ltrank.engine.feeds import Caps, Sharding, TrainingData, full_batches, make_feed
+from ltrank.engine.events import (
+    BatchEnded,
+    Callback,
+    EpochEnded,
+    EpochStarted,
+    EvalEnded,
+    EvalStarted,
+    FeaturePassEnded,
+    FeaturePassStarted,
+    PassProgress,
+    ignore,
+)
 from ltrank.engine.phases import Phase, lr_at, phase_at, phases
 from ltrank.errors import LtrankError
 from ltrank.losses.base import EpochContext
@@ -95,7 +107,8 @@ class Trainer:
         self.total_epochs = recipe.train.epochs
         self.phases = phases(recipe.train)
         self.feed = make_feed(data, recipe.data, seed=seed, device=device, batch_size=recipe.train.batch_size,
-                              eval_batch_size=recipe.eval.batch_size, workers=workers, sharding=sharding)
+                              eval_batch_size=recipe.eval.batch_size, workers=workers, sharding=sharding,
+                              caps=Caps.of(recipe))
         self._check_batches()
         seed_everything(seed)
         self.model = build_model(recipe, data.num_classes)
@@ -218,10 +231,18 @@ class Trainer:
         sampler = self.phase.stage.sampler if self.phase and self.phase.stage is not None else "shuffle"
         return self.feed.train_batches(epoch, self.recipe.train.batch_size, sampler)
 
-    def _feature_batches(self):
-        """Un-augmented training batches for a loss's epoch-start pass (DRO-LT centroids)."""
-        for x, y in self.feed.feature_batches(self.recipe.eval.batch_size):
+    def _feature_batches(self, epoch: int):
+        """Un-augmented training batches for a loss's epoch-start pass (DRO-LT centroids), reported
+        as events; capped like the epoch by ``train.max_batches_per_epoch`` (every class kept)."""
+        batch_size = self.recipe.eval.batch_size
+        images = self.feed.feature_count
+        batches = num_batches(images, batch_size, drop_last=False)
+        self.callback(FeaturePassStarted(epoch, images, batches))
+        start = time.perf_counter()
+        for b, (x, y) in enumerate(self.feed.feature_batches(batch_size), start=1):
             yield to_model_layout(x), y
+            self.callback(PassProgress(b, batches))
+        self.callback(FeaturePassEnded(epoch, time.perf_counter() - start))
 
     def _train_epoch(self, epoch: int) -> tuple[float, float, float]:
         assert self.optimizer is not None and self.phase is not None
@@ -232,7 +253,7 @@ class Trainer:
         epoch_start = getattr(loss.module, "epoch_start", None)
         if callable(epoch_start):  # the one per-epoch hook of every loss (class weights, DRO-LT centroids)
             epoch_start(EpochContext(epoch, self.total_epochs, schedule=self.schedule, model=self.model,
-                                     feature_batches=self._feature_batches, device=self.device))
+                                     feature_batches=lambda: self._feature_batches(epoch), device=self.device))
         batches = self.batches_per_epoch
         self.callback(EpochStarted(epoch, self.total_epochs, lr, batches))
         self.model.train()
@@ -276,8 +297,14 @@ class Trainer:
         cfg = self.recipe.eval
         if epoch % cfg.every and epoch != self.total_epochs:
             return None
-        acc = evaluate_batches(self.model, self.feed.test_batches(cfg.batch_size), self.data.num_classes, self.device)
+        images = self.feed.test_count
+        batches = num_batches(images, cfg.batch_size, drop_last=False)
+        self.callback(EvalStarted(epoch, images, batches))
+        start = time.perf_counter()
+        acc = evaluate_batches(self.model, self.feed.test_batches(cfg.batch_size), self.data.num_classes, self.device,
+                               on_batch=lambda b, n: self.callback(PassProgress(b, n)), total=batches)
         metrics = make_metrics(epoch, acc.per_class, self.data.class_counts, top1=acc.top1).model_dump(mode="json")
+        self.callback(EvalEnded(epoch, metrics["top1"], time.perf_counter() - start))
         p = self.state
         if p.best is None or metrics["top1"] > p.best["top1"]:
             p.best = metrics

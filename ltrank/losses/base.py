@@ -39,7 +39,8 @@ class EpochContext:
     ``schedule`` is the recipe's weighting schedule (None: leave the weights as they are).
     ``model`` and ``feature_batches`` are for losses that look at the model (DRO-LT):
     ``feature_batches()`` yields un-augmented ``(images, targets)`` batches of the whole training
-    set on ``device``; call the model in eval mode and without gradients. Both may be None when a
+    set on ``device`` (in a smoke run, ``train.max_batches_per_epoch`` caps it to as many images
+    as an epoch trains on, every class kept); call the model in eval mode and without gradients. Both may be None when a
     loss is used outside the trainer.
     """
 
