@@ -177,7 +177,7 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-#: Written into the built package by setup.py: the commit of the clone it was built from.
+#: Written into the built package by ltrank/_build_hook.py: the commit of the clone it was built from.
 BUILD_INFO = "_build_info.json"
 
 
@@ -197,7 +197,7 @@ def _git_sha(package: Optional[Path] = None) -> tuple[Optional[str], Optional[st
     """The commit ltrank's code comes from and, when there is none, why.
 
     Run from a clone (or an editable install) the package sits in a git checkout: its HEAD.
-    Installed with ``pip install .`` from a clone, setup.py baked the clone's commit into
+    Installed with ``pip install .`` from a clone, the build hook (ltrank/_build_hook.py) baked the clone's commit into
     :data:`BUILD_INFO` beside this module. Anything else (an sdist, a wheel built elsewhere)
     carries no commit.
     """

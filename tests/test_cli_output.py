@@ -428,7 +428,7 @@ def test_a_wheel_built_from_a_clone_carries_its_commit(tmp_path):
     pytest.importorskip("setuptools", reason="building needs setuptools")
     clone = tmp_path / "clone"
     clone.mkdir()
-    for name in ("setup.py", "pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, clone / name)
     shutil.copytree(ROOT / "ltrank", clone / "ltrank", ignore=shutil.ignore_patterns("__pycache__", "_build_info.json"))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false"]

@@ -1,19 +1,19 @@
-"""Build hook: bake the commit of the clone being built into the package.
+"""Build hook (setuptools' build_py, named in pyproject.toml): bake the commit of the clone being
+built into the package.
 
 Run records name the commit of ltrank's code (``environment.git_sha``). From a clone that is
 the checkout's HEAD; ``pip install .`` copies the code out of the clone, so the commit is
 written into the built package (``ltrank/_build_info.json``) here, where git can still see it.
-Everything else about the build is in pyproject.toml.
+This module only runs at build time; the installed package never imports it.
 """
 
 import json
 import subprocess
 from pathlib import Path
 
-from setuptools import setup
 from setuptools.command.build_py import build_py
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent  # the source tree being built
 
 
 def commit_info() -> dict:
@@ -38,7 +38,3 @@ class BuildPyWithCommit(build_py):
         target = Path(self.build_lib) / "ltrank" / "_build_info.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(commit_info()) + "\n", encoding="utf-8")
-
-
-if __name__ == "__main__":
-    setup(cmdclass={"build_py": BuildPyWithCommit})
