@@ -24,6 +24,7 @@ from ltrank.compare import (
     Comparison,
     anchor_sources,
     compare_records,
+    default_scheme,
     format_stat,
     reference_lines,
     to_csv,
@@ -125,7 +126,7 @@ def command(
     paths: Annotated[
         list[Path], typer.Argument(help="Run records (record.json) or folders searched recursively for them.")
     ],
-    groups: Annotated[Groups, typer.Option(help="Class groups: thirds (Head/Body/Tail, as the thesis) or shots.")] = Groups.thirds,
+    groups: Annotated[Optional[Groups], typer.Option(help="Class groups: thirds (Head/Body/Tail, as the thesis) or shots (Many/Medium/Few); default: the runs' recipes' eval.groups (shots for ImageNet-LT, Places-LT, iNaturalist), thirds when they differ.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
     reference: Annotated[
         Optional[str], typer.Option(help=f"Show published numbers beside ours: {', '.join(AVAILABLE)}.")
@@ -144,8 +145,9 @@ def command(
     files = find_records(paths)
     records = [(path, load_record(path)) for path in files]
     ref = load_reference(reference) if reference else None
+    scheme = groups.value if groups is not None else default_scheme(rec for _, rec in records)
     comparison = compare_records(
-        records, scheme=groups.value, metric=metric.value, reference=ref, allow_mixed=allow_mixed
+        records, scheme=scheme, metric=metric.value, reference=ref, allow_mixed=allow_mixed
     )
     if fmt is Format.table:
         _print_table(make_console(), comparison)

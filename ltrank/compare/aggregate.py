@@ -11,7 +11,7 @@ left out, with a note.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -185,6 +185,12 @@ def _row_notes(row: Row, first: RunRecord, reference: Optional[Reference]) -> li
 def _order(row: Row) -> tuple[int, str]:
     keys = list(METHOD_LABELS)
     return (keys.index(row.method_key) if row.method_key in keys else len(keys), row.label)
+
+
+def default_scheme(records: Iterable[RunRecord]) -> str:
+    """The groups the runs' recipes ask to be shown (``eval.groups``), ``thirds`` when they differ."""
+    asked = {(rec.recipe.get("eval") or {}).get("groups", "thirds") for rec in records}
+    return asked.pop() if len(asked) == 1 else "thirds"
 
 
 def compare_records(

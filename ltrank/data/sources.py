@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ltrank.data.config import DatasetConfig, SourceInfo
+from ltrank.data.config import STREAM_KINDS, DatasetConfig, SourceInfo
 from ltrank.data.images import readable_suffixes, to_rgb8
 from ltrank.errors import LtrankError
 
@@ -64,6 +64,11 @@ def load_source(cfg: DatasetConfig, data_dir: Path | str | None = None) -> RawSo
     if cfg.source in _CIFAR:
         return _load_cifar(cfg.source, root)
     kind, _, raw_path = cfg.source.partition(":")
+    if kind in STREAM_KINDS:  # never decode a whole benchmark into memory by mistake
+        raise LtrankError(
+            f"{cfg.source}: a {kind} source is streamed from disk, not loaded into memory; train it with "
+            "'ltrank train' (make-dataset builds in-memory splits only)"
+        )
     path = _user_path(raw_path, root)
     if kind == "npz":
         return load_npz(path, name=cfg.source)
