@@ -152,3 +152,26 @@ def test_progress_view_renders_bars_on_a_terminal_and_epoch_lines_otherwise():
         else:  # a log: one plain line per epoch, no bars (tests/test_cli_output.py checks them in detail)
             assert "\x1b[" not in text and text.splitlines()[0] == "seed 0: 2 epochs of 3 batches on cpu"
             assert text.splitlines()[1].startswith("seed 0 epoch 1/2: loss 2.4000, train 31.50%, test 40.25%, lr 0.1")
+
+
+def test_tensorboard_scalars_per_epoch_one_folder_per_run(tmp_path: Path):
+    pytest.importorskip("tensorboard", reason="the optional extra ltrank[tensorboard] is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    recipe = tiny_recipe(tmp_path, epochs=2)
+    boards = tmp_path / "tb"
+    result = train("--recipe", str(recipe), "--out", str(tmp_path / "runs"), "--seeds", "0,1",
+                   "--tensorboard", str(boards))
+    assert result.exit_code == 0, result.output
+    config_hash = load_recipe(str(recipe)).config_hash
+    folders = sorted((boards / "tiny-ce" / config_hash).iterdir())
+    assert [f.name for f in folders] == ["seed0", "seed1"]
+    events = EventAccumulator(str(folders[0]))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/accuracy", "train/lr", "test/top1", "test/thirds/Head", "test/shots/Few"} <= tags
+    assert "test/shots/Many" not in tags, "an empty group is not a zero"
+    record = load_record(tmp_path / "runs" / "tiny-ce" / config_hash / "seed0" / "record.json")
+    assert [e.value for e in events.Scalars("train/loss")] == pytest.approx([h.train_loss for h in record.history])
+    assert [e.step for e in events.Scalars("test/top1")] == [1, 2]
+    assert events.Scalars("test/top1")[-1].value == pytest.approx(record.final.top1)

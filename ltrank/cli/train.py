@@ -7,6 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Optional
 
 import typer
@@ -40,6 +41,14 @@ from ltrank.text import count, plural
 
 #: Decoding processes for streamed sources (in-memory CIFAR uses none): most of the cores, at most 8.
 DEFAULT_DATA_WORKERS = max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def _both(*callbacks: Callable[[Event], None]) -> Callable[[Event], None]:
+    """One event callback that hands every event to each of ``callbacks`` in turn."""
+    def call(event: Event) -> None:
+        for callback in callbacks:
+            callback(event)
+    return call
 
 
 def parse_seeds(seed: Optional[int], seeds: Optional[str]) -> list[int]:
@@ -177,6 +186,7 @@ def command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, print the resolved recipe (TOML) and its config hash, and stop.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the resolved recipe as JSON.")] = False,
     data_workers: Annotated[int, typer.Option("--data-workers", min=0, metavar="N", help="Processes decoding images of a source streamed from disk (ImageNet-LT ...); results do not depend on it.")] = DEFAULT_DATA_WORKERS,
+    tensorboard: Annotated[Optional[Path], typer.Option("--tensorboard", metavar="DIR", help="Also write TensorBoard scalars per epoch to DIR/<recipe>/<config hash>/seed<N> (needs ltrank[tensorboard]).")] = None,
 ) -> None:
     """Train a recipe (docs/method.md section 3 protocol) and write one run record per seed."""
     from ltrank.cli.recipe_toml import to_toml
@@ -204,6 +214,14 @@ def command(
     from ltrank.engine.run import train_one
 
     prepare_backend(torch_device)
+    board = None
+    if tensorboard is not None:
+        from ltrank.engine.tensorboard import TensorBoardScalars, require_tensorboard
+
+        require_tensorboard()  # a missing extra is one line before any work
+
+        def board(resolved_recipe, seed_value):
+            return TensorBoardScalars(run_dir_for(tensorboard, resolved_recipe, seed_value))
     console = make_console()
     data, data_seconds = None, 0.0
     for s in seed_list:
@@ -212,8 +230,9 @@ def command(
             data = load_training_data(resolved.recipe.data, data_dir)
             data_seconds = time.perf_counter() - start
         with ProgressView(console) as view:
+            callback = view if board is None else _both(view, board(resolved, s))
             record = train_one(resolved, seed=s, out=out, device=torch_device, data=data, resume=resume,
-                               callback=view, data_seconds=data_seconds, workers=data_workers)
+                               callback=callback, data_seconds=data_seconds, workers=data_workers)
         run_dir = run_dir_for(out, resolved, s)
         if record is None:
             typer.echo(f"seed {s}: already finished, skipped ({run_dir})")

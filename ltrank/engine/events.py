@@ -42,6 +42,8 @@ class EpochEnded:
     train_acc: float  # percent
     test_acc: Optional[float]  # percent; None when this epoch was not evaluated
     seconds: float
+    #: scheme -> group -> test accuracy (%) when evaluated (None for an empty group), e.g. for TensorBoard
+    groups: Optional[dict[str, dict[str, Optional[float]]]] = None
 
 
 @dataclass(frozen=True)

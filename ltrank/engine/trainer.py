@@ -201,7 +201,8 @@ class Trainer:
             start = time.perf_counter()
             train_loss, train_acc, lr = self._train_epoch(epoch)
             train_seconds = time.perf_counter() - start
-            test_acc = self._maybe_evaluate(epoch)
+            metrics = self._maybe_evaluate(epoch)
+            test_acc = None if metrics is None else metrics["top1"]
             seconds = time.perf_counter() - start
             p = self.state
             p.epoch = epoch
@@ -210,7 +211,8 @@ class Trainer:
             p.history.append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                               "test_acc": test_acc, "seconds": seconds})
             on_epoch_end(self)
-            self.callback(EpochEnded(epoch, self.total_epochs, lr, train_loss, train_acc, test_acc, seconds))
+            self.callback(EpochEnded(epoch, self.total_epochs, lr, train_loss, train_acc, test_acc, seconds,
+                                     None if metrics is None else metrics["groups"]))
         return self.state
 
     def _enter_phase(self, epoch: int) -> None:
@@ -293,7 +295,8 @@ class Trainer:
                 raise Interrupted(epoch, b)
         return loss_sum.item() / batches, 100.0 * correct.item() / max(seen, 1), lr
 
-    def _maybe_evaluate(self, epoch: int) -> Optional[float]:
+    def _maybe_evaluate(self, epoch: int) -> Optional[dict[str, Any]]:
+        """The test metrics after ``epoch`` (a ``Metrics`` dict) when it is evaluated, else None."""
         cfg = self.recipe.eval
         if epoch % cfg.every and epoch != self.total_epochs:
             return None
@@ -310,7 +313,7 @@ class Trainer:
             p.best = metrics
         if epoch == self.total_epochs:
             p.final = metrics
-        return metrics["top1"]
+        return metrics
 
 
 def _check_scalar(value: torch.Tensor, loss_name: str) -> None:
