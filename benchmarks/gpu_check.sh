@@ -1,29 +1,27 @@
 #!/usr/bin/env bash
-# Time a few epochs of cifar100-ir100-cbdelta on one CUDA GPU and extrapolate to the protocol's
-# 200 epochs (goal: at most 5 minutes on one H100). Installs nothing system-wide: it runs ltrank
-# from this source tree (PYTHONPATH) with the torch already on the machine.
+# One prepared script for a lent GPU (issue 11.5-11.6): sets up the device image, then runs
+# benchmarks/gpu_check.py -- (a) one cifar100-ir100-cbdelta run eager vs compiled, extrapolated to
+# 200 epochs; (b) run packing with 1, 2, 4, 8 runs at once (ltrank sweep --workers N); (c) the AP
+# kernel vs the per-positive loop -- and, when 2 or more GPUs are visible, benchmarks/gpu_ddp_check.sh.
+# Installs nothing system-wide: it runs ltrank from this source tree (PYTHONPATH) with the torch
+# already on the machine.
 #
 #   bash benchmarks/gpu_check.sh [EPOCHS [key=value ...]]
 #
 # On a lent device machine (see /work/.library/device/README.md), from a session's checkout:
 #   1. here, once: `bash benchmarks/gpu_wheels.sh` (the device image has no pydantic; this saves
-#      its wheels in .whl/, which git ignores; about 3 MB);
-#   2. run there: command `bash benchmarks/gpu_check.sh`, carry [".whl"], timeout_s 420.
-# It takes about a minute there; the JSON comes back as gpu_check.json from $OUT.
+#      its wheels in .whl/, which git ignores; about 3 MB), and pack the exact CIFAR-100-LT IR100
+#      split (about 46 MB): `python ../shared/tools/device_pack.py cifar100 100 .devdata`;
+#   2. run there: command `LTRANK_DATA_DIR=.devdata bash benchmarks/gpu_check.sh`, carry
+#      [".whl", ".devdata"], timeout_s 540.
+# The JSON comes back as gpu_check.json from $OUT.
 #
-# Data: CIFAR-100 from $LTRANK_DATA_DIR (or ./shared/data, ../shared/data) when present. The
-# offline pool (82 MB) is too big to travel to a device machine (64 MiB per call), so when no
-# CIFAR-100 is found the script writes a SYNTHETIC stand-in of the same shape (random 32x32
-# images with the exact CIFAR-100-LT IR100 class counts, 10,847 train / 10,000 test): epoch
-# times do not depend on pixel values, accuracies are meaningless, and the JSON says "synthetic".
-#
-# EPOCHS (default 4) are trained with the recipe's real settings except the epoch count (and, so that
-# the recipe checks accept the short run, no LR milestones and a warm-up of at most EPOCHS), evaluating
-# on the 10,000 test images after every epoch as the recipe does. Epoch 1 pays for CUDA/cuDNN
-# warm-up, so the estimate is: data loading + epoch 1 + 199 x the median of the later epochs.
-# Extra key=value arguments become --set overrides (to try the script on a CPU:
-# DEVICE=cpu bash benchmarks/gpu_check.sh 1 train.max_batches_per_epoch=2).
-# Prints one summary line and writes JSON to $OUT/gpu_check.json (or benchmarks/results/).
+# Without carried data the script writes a SYNTHETIC stand-in of the same shape (random 32x32
+# images with the exact CIFAR-100-LT IR100 class counts, 10,847 train / 10,000 test): times do
+# not depend on pixel values, accuracies are meaningless, and the JSON says "synthetic".
+# EPOCHS (default 4) per timed run. Extra key=value arguments become --set overrides of every run
+# (to try the script on a CPU: DEVICE=cpu bash benchmarks/gpu_check.sh 1 train.max_batches_per_epoch=2
+# eval.max_batches=1).
 set -euo pipefail
 
 EPOCHS="${1:-4}"
@@ -86,37 +84,9 @@ EOF
   echo "gpu_check: no CIFAR-100 found; timing on synthetic data of the same shape" >&2
 fi
 
-START=$(date +%s.%N)
-"$PY" -c "from ltrank.cli.app import main; main()" train --recipe cifar100-ir100-cbdelta --device "$DEVICE" \
-  --set "train.epochs=$EPOCHS" --set "train.milestones=[]" --set "train.warmup_epochs=$(( EPOCHS < 5 ? EPOCHS : 5 ))" \
-  ${SETS[@]+"${SETS[@]}"} --out "$RUNS/runs" --seed 0 > "$RUNS/train.log" 2>&1 \
-  || { cat "$RUNS/train.log" >&2; exit 1; }
-END=$(date +%s.%N)
-
-RESULTS="${OUT:-$ROOT/benchmarks/results}"
-mkdir -p "$RESULTS"
-"$PY" - "$RUNS/runs" "$START" "$END" "$RESULTS/gpu_check.json" "$DATA" <<'EOF'
-import json, statistics, sys, time
-from pathlib import Path
-import torch
-
-runs, start, end, out, data = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]
-(record_path,) = runs.glob("*/*/seed0/record.json")
-record = json.loads(record_path.read_text())
-epochs = [h["seconds"] for h in record["history"]]
-steady = statistics.median(epochs[1:]) if len(epochs) > 1 else epochs[0]
-eval_per_epoch = record["timings"]["eval_seconds"] / len(epochs)
-estimate = record["timings"]["data_seconds"] + epochs[0] + 199 * steady
-result = {
-    "device": record["environment"]["device"], "torch": torch.__version__, "recipe": "cifar100-ir100-cbdelta",
-    "data": data, "class_counts_total": sum(record["data"]["class_counts"]),
-    "epochs_timed": len(epochs), "epoch_seconds": epochs, "steady_epoch_seconds": steady,
-    "eval_seconds_per_epoch": eval_per_epoch, "data_seconds": record["timings"]["data_seconds"],
-    "process_wall_seconds": end - start, "estimated_200_epoch_seconds": estimate, "goal_seconds": 300,
-    "final_top1_after_timed_epochs": record["final"]["top1"], "date": time.strftime("%Y-%m-%d"),
-}
-out.write_text(json.dumps(result, indent=2) + "\n")
-print(f"{result['device']} ({data} data): epoch 1 {epochs[0]:.2f} s, then {steady:.2f} s/epoch "
-      f"({eval_per_epoch:.2f} s of it test-set evaluation); 200 epochs ~ {estimate / 60:.1f} min "
-      f"(goal <= 5 min); wrote {out}")
-EOF
+export LTRANK_CHECK_DATA="$DATA"
+"$PY" benchmarks/gpu_check.py --device "$DEVICE" --epochs "$EPOCHS" --packing "${PACKING:-1,2,4,8}" ${SETS[@]+"${SETS[@]}"}
+if [ "$DEVICE" != cpu ] && [ -f benchmarks/gpu_ddp_check.sh ]; then
+  GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())")
+  if [ "$GPUS" -ge 2 ]; then bash benchmarks/gpu_ddp_check.sh "$EPOCHS"; else echo "gpu_check: 1 GPU visible; DDP checks skipped"; fi
+fi

@@ -170,3 +170,13 @@ def test_long_tail_sizes_on_the_page_equal_the_construction(dataset, n_max, num_
         head = [int(p) for p in shown[: shown.index("...")]] if "..." in shown else [int(p) for p in shown]
         tail = [int(p) for p in shown[shown.index("...") + 1:]] if "..." in shown else []
         assert counts[: len(head)] == head and (not tail or counts[-len(tail):] == tail)
+
+
+def test_the_plain_loop_example_of_docs_ap_loss_runs():
+    """The documented way to drive a class-weighted loss outside the trainer (its epoch hook) works."""
+    text = (REPO / "docs" / "ap-loss.md").read_text(encoding="utf-8")
+    match = re.search(r"## In a plain PyTorch loop\n\n```python\n(.*?)```", text, re.S)
+    assert match, "the example is gone"
+    scope: dict = {}
+    exec(compile(match.group(1), "docs/ap-loss.md", "exec"), scope)  # noqa: S102 - our own docs
+    assert scope["loss_fn"].class_weights.shape == (10,)
