@@ -2,7 +2,8 @@
 
 Each training phase (see :mod:`ltrank.engine.phases`) gets its own loss object (a stage may override
 the recipe's loss) and its own optimiser over the parameters that phase trains, plus the
-loss's own parameters (e.g. DRO-LT's radii). Parameters outside the phase are frozen.
+loss's own parameters (e.g. DRO-LT's radii). Parameters outside the phase are frozen; a cRT or
+LWS phase prepares the model first (:func:`prepare_phase`, ``ltrank.rebalance``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import torch
 from torch import nn
 
 from ltrank.engine.phases import Phase
+from ltrank.rebalance.crt import prepare_crt
+from ltrank.rebalance.lws import prepare_lws
 from ltrank.recipe import LossConfig, Recipe
 from ltrank.registry import NEEDS_FEATURES, Spec
 
@@ -67,6 +70,27 @@ def freeze_for_phase(model: nn.Module, which: str) -> list[nn.Module]:
         for p in part.parameters():
             p.requires_grad_(False)
     return parts
+
+
+def phase_method(phase: Phase) -> str:
+    """The phase's stage method: ``train`` for the protocol phase and plain stages, else crt, lws, ..."""
+    return "train" if phase.stage is None else phase.stage.method
+
+
+def prepare_phase(model: nn.Module, phase: Phase, backbone: str) -> list[nn.Module]:
+    """Make ``model`` ready for ``phase`` (in place); return the parts frozen for the whole phase.
+
+    ``train``: :func:`freeze_for_phase` with the stage's ``trainable``; ``crt``: the head is
+    re-drawn and only it trains (:func:`~ltrank.rebalance.prepare_crt`); ``lws``: the head is
+    wrapped by per-class scales, the only thing that trains (:func:`~ltrank.rebalance.prepare_lws`;
+    the model's state-dict keys change, so a checkpoint of an LWS phase loads only after this).
+    """
+    method = phase_method(phase)
+    if method == "crt":
+        return prepare_crt(model, backbone).frozen
+    if method == "lws":
+        return prepare_lws(model).frozen
+    return freeze_for_phase(model, phase.stage.trainable if phase.stage is not None and phase.stage.trainable else "all")
 
 
 def build_optimizer(model: nn.Module, loss: nn.Module, phase: Phase, recipe: Recipe) -> torch.optim.SGD:

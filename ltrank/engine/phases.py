@@ -4,13 +4,16 @@ Epochs are 1-indexed. Without ``[[train.stages]]`` the whole run is one phase wi
 protocol schedule: linear warm-up from ``lr * warmup_start_factor`` at epoch 1 to ``lr`` at
 epoch ``warmup_epochs``, then ``lr`` multiplied by ``gamma`` at each milestone epoch (the
 milestone epoch itself already uses the lower rate). With stages, each stage is a phase with a
-constant learning rate (the DRO-LT procedure, docs/method.md section 6).
+constant learning rate (the DRO-LT procedure, docs/method.md section 6) or, with
+``lr_schedule = "cosine"``, one annealed per epoch (decoupled training, docs/recipes.md). A
+post-hoc stage is a phase of 0 epochs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ltrank.rebalance.schedule import cosine_stage_lr
 from ltrank.recipe import StageConfig, TrainConfig
 
 
@@ -58,5 +61,11 @@ def phase_at(epoch: int, cfg: TrainConfig) -> Phase:
 
 def lr_at(epoch: int, cfg: TrainConfig) -> float:
     """The learning rate used throughout ``epoch`` (1-indexed)."""
-    stage = phase_at(epoch, cfg).stage
-    return protocol_lr(epoch, cfg) if stage is None else stage.lr
+    phase = phase_at(epoch, cfg)
+    stage = phase.stage
+    if stage is None:
+        return protocol_lr(epoch, cfg)
+    assert stage.lr is not None  # a phase with epochs trains, so its stage has an lr
+    if stage.lr_schedule == "cosine":
+        return cosine_stage_lr(epoch - phase.first_epoch + 1, phase.last_epoch - phase.first_epoch + 1, stage.lr)
+    return stage.lr
