@@ -37,8 +37,12 @@ EXPECTED = {
 }
 
 
-def test_the_thesis_grid_and_quickstart_are_shipped():
-    expected = {f"{d}-{m}" for d in DATASETS for m in METHODS} | {"quickstart"}
+# decoupled training on top of a stage-1 recipe (tests/test_decoupling_recipes.py)
+DECOUPLED = ["ce-crt", "ap-crt", "cbdelta-crt", "ce-lws", "ap-lws"]
+
+
+def test_the_thesis_grid_the_decoupling_recipes_and_quickstart_are_shipped():
+    expected = {f"{d}-{m}" for d in DATASETS for m in METHODS + DECOUPLED} | {"quickstart"}
     assert set(shipped_recipes()) == expected
 
 
