@@ -112,7 +112,8 @@ class TrainConfig(_Section):
         description="start from a trained model: a checkpoint.pt, a run directory, or 'recipe:NAME' "
         "(that recipe's finished run with the same seed under the same --out); '{seed}' is replaced",
     )
-    stages: list[StageConfig] = Field(default_factory=list, description="multi-stage training (DRO-LT, decoupled training)")
+    stages: list[StageConfig] = Field(default_factory=list,
+                                      description="multi-stage training (DRO-LT, decoupled training)")
 
     @field_validator("milestones")
     @classmethod

@@ -25,9 +25,9 @@ from ltrank.engine.run import run_dir_for, train_one
 from ltrank.engine.trainer import Trainer
 from ltrank.errors import LtrankError, RunFailed
 from ltrank.metrics import per_class_accuracy
+from ltrank.rebalance import LearnableWeightScaling, extract_features
 from ltrank.recipe import load_recipe
 from ltrank.records import load_record
-from ltrank.rebalance import LearnableWeightScaling, extract_features
 from ltrank.run_folder import find_records
 
 CPU = torch.device("cpu")
@@ -244,7 +244,8 @@ def test_adjustments_of_an_unfinished_run_are_shown_but_not_recorded(tmp_path):
     assert not (run / "posthoc").exists()
 
 
-@pytest.mark.parametrize("method,spec", [("tau-norm", "tau-norm=1.0"), ("ncm", "ncm"), ("logit-adjust", "logit-adjust=1.0")])
+@pytest.mark.parametrize("method,spec", [("tau-norm", "tau-norm=1.0"), ("ncm", "ncm"),
+                                         ("logit-adjust", "logit-adjust=1.0")])
 def test_a_posthoc_recipe_stage_trains_nothing_and_equals_eval_posthoc(tmp_path, ce_run, method, spec):
     out, ce, _, _ = ce_run
     recipe = load_recipe(str(_stage2(tmp_path, method)))

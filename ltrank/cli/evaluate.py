@@ -60,8 +60,9 @@ def _per_class_table(ev: CheckpointEvaluation, scheme: str) -> Table:
     for a in ev.adjusted:
         table.add_column(a.label, justify="right")
     for c, acc in enumerate(ev.metrics.per_class):
-        table.add_row(str(c), ev.class_names[c], group_of[c], str(ev.class_counts[c]), str(ev.test_counts[c]), f"{acc:.2f}",
-                      *(f"{a.metrics.per_class[c]:.2f}" for a in ev.adjusted))
+        adjusted = (f"{a.metrics.per_class[c]:.2f}" for a in ev.adjusted)
+        table.add_row(str(c), ev.class_names[c], group_of[c], str(ev.class_counts[c]), str(ev.test_counts[c]),
+                      f"{acc:.2f}", *adjusted)
     return table
 
 

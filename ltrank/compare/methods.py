@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import Optional
 
 from ltrank.errors import LtrankError
+from ltrank.rebalance.spec import format_tau
 from ltrank.records import RunRecord
 from ltrank.reference import dataset_key
-from ltrank.rebalance.spec import format_tau
 from ltrank.registry import NEEDS_CLASS_WEIGHTS, USES_CLASS_WEIGHTS, Spec
 
 #: Method keys (recipe-name suffixes) in the thesis's table order, with their display labels.

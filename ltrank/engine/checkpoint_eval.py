@@ -105,7 +105,8 @@ def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: 
     test_counts = list(data.manifest.test_class_counts)
     missing = [data.class_names[c] for c, v in enumerate(acc.per_class) if math.isnan(v)]
     if missing:
-        raise LtrankError(f"the test set has no images of class(es) {', '.join(missing)}; per-class accuracy is undefined")
+        raise LtrankError(f"the test set has no images of class(es) {', '.join(missing)}; "
+                          "per-class accuracy is undefined")
     epoch = int(state["epoch"])
     metrics = make_metrics(epoch, acc.per_class, data.class_counts, top1=acc.top1)
     if record.status != "finished":
@@ -148,14 +149,13 @@ def _load_model(recipe: Any, num_classes: int, state: dict[str, Any], ckpt_path:
 
 def _own_adjustment(recipe: Any, record: RunRecord, model: nn.Module, data: Any, device: Any) -> nn.Module:
     """A run whose one stage is post-hoc: its adjustment of the weights it kept; else ``model``."""
+    from ltrank.engine.components import posthoc_stage
     from ltrank.rebalance.posthoc import Split, build_posthoc, check_posthoc
     from ltrank.rebalance.provenance import logit_scale_of
-    from ltrank.recipe import POSTHOC_METHODS
 
-    stages = recipe.train.stages
-    if len(stages) != 1 or stages[0].method not in POSTHOC_METHODS:
+    spec = posthoc_stage(recipe)
+    if spec is None:
         return model
-    spec = PosthocSpec(stages[0].method, stages[0].tau)
     scale = check_posthoc(spec, model, class_counts=data.class_counts, has_validation=False,
                           logit_scale=logit_scale_of(record))
     return build_posthoc(spec, model, class_counts=data.class_counts, device=device,

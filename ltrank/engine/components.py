@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
@@ -17,7 +18,8 @@ from torch import nn
 from ltrank.engine.phases import Phase
 from ltrank.rebalance.crt import prepare_crt
 from ltrank.rebalance.lws import prepare_lws
-from ltrank.recipe import LossConfig, Recipe
+from ltrank.rebalance.spec import PosthocSpec
+from ltrank.recipe import POSTHOC_METHODS, LossConfig, Recipe
 from ltrank.registry import NEEDS_FEATURES, Spec
 
 
@@ -90,7 +92,16 @@ def prepare_phase(model: nn.Module, phase: Phase, backbone: str) -> list[nn.Modu
         return prepare_crt(model, backbone).frozen
     if method == "lws":
         return prepare_lws(model).frozen
-    return freeze_for_phase(model, phase.stage.trainable if phase.stage is not None and phase.stage.trainable else "all")
+    trainable = phase.stage.trainable if phase.stage is not None else None
+    return freeze_for_phase(model, trainable or "all")
+
+
+def posthoc_stage(recipe: Recipe) -> Optional[PosthocSpec]:
+    """The adjustment of a recipe whose one stage is post-hoc (resolution allows no other place), else None."""
+    stages = recipe.train.stages
+    if len(stages) == 1 and stages[0].method in POSTHOC_METHODS:
+        return PosthocSpec(stages[0].method, stages[0].tau)  # type: ignore[arg-type]
+    return None
 
 
 def build_optimizer(model: nn.Module, loss: nn.Module, phase: Phase, recipe: Recipe) -> torch.optim.SGD:

@@ -39,6 +39,7 @@ from ltrank.engine.components import (
     build_phase_losses,
     build_schedule,
     phase_method,
+    posthoc_stage,
     prepare_phase,
 )
 from ltrank.engine.device import autocast_for, place_model, to_model_layout
@@ -48,8 +49,7 @@ from ltrank.engine.phases import Phase, lr_at, phase_at, phases
 from ltrank.errors import LtrankError
 from ltrank.losses.base import EpochContext
 from ltrank.metrics import make_metrics
-from ltrank.rebalance.spec import PosthocSpec
-from ltrank.recipe import POSTHOC_METHODS, Recipe
+from ltrank.recipe import Recipe
 from ltrank.records import InitSource
 
 #: Added to the run seed for the augmentation generator, so crops/flips and data order differ.
@@ -131,9 +131,7 @@ class Trainer:
         self.frozen: list[torch.nn.Module] = []
         self._pending_optimizer_state: Optional[dict[str, Any]] = None
         self._prepared_phase: Optional[int] = None  # the phase prepare_phase last ran for
-        last = self.phases[-1].stage
-        self.posthoc = PosthocSpec(last.method, last.tau) if last is not None and last.method in POSTHOC_METHODS \
-            else None  # type: ignore[arg-type]
+        self.posthoc = posthoc_stage(recipe)
         self.logit_scale = self._check_posthoc(init_source)
 
     def _load_init(self, state: dict[str, torch.Tensor]) -> None:
@@ -274,7 +272,7 @@ class Trainer:
     def _batches(self):
         """This epoch's augmented training batches, in shuffled or class-aware order."""
         n = len(self.train_labels)
-        sampler = self.phase.stage.sampler if self.phase and self.phase.stage is not None else "shuffle"  # resolved
+        sampler = self.phase.stage.sampler if self.phase and self.phase.stage is not None else "shuffle"
         if sampler == "class_aware":
             order = class_aware_indices(self.train_labels, n, generator=self.generators["order"])
         else:

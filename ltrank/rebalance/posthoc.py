@@ -15,8 +15,8 @@ from torch import nn
 
 from ltrank.errors import LtrankError
 from ltrank.models.classifier import Classifier
-from ltrank.rebalance.features import extract_features
 from ltrank.models.heads import CosineHead
+from ltrank.rebalance.features import extract_features
 from ltrank.rebalance.logit_adjust import LogitAdjusted, class_prior
 from ltrank.rebalance.ncm import NCMHead, class_means
 from ltrank.rebalance.spec import PosthocSpec, format_tau
@@ -27,7 +27,6 @@ from ltrank.rebalance.tau_norm import (
     select_tau,
     tau_normalized_head,
 )
-
 
 NO_VALIDATION = ("tau-norm=auto picks tau on the source's validation split, and this source has none "
                  "(tau is never picked on the test split); give tau, e.g. --posthoc tau-norm=1.0")
