@@ -62,25 +62,43 @@ class ScheduleConfig(_Section):
     params: dict[str, Any] = Field(default_factory=dict, description="the schedule's params")
 
 
-class StageConfig(_Section):
-    """One stage of a multi-stage run (DRO-LT): its own optimiser at a constant learning rate."""
+#: Stage methods that train (``train``: the parameters ``trainable`` names; cRT and LWS: the
+#: re-balancing stages of ``ltrank.rebalance``) and that only adjust a trained model (0 epochs).
+TRAINING_METHODS = ("train", "crt", "lws")
+POSTHOC_METHODS = ("tau-norm", "logit-adjust", "ncm")
+StageMethod = Literal["train", "crt", "lws", "tau-norm", "logit-adjust", "ncm"]
 
-    epochs: int = Field(..., gt=0, description="epochs in this stage")
-    lr: float = Field(..., gt=0, description="constant learning rate of this stage")
-    weight_decay: float = Field(..., ge=0, description="weight decay of this stage")
-    trainable: Literal["all", "encoder", "head"] = Field(
-        "all", description="parameters that train; the rest are frozen (frozen BatchNorm keeps its statistics)"
-    )
+
+class StageConfig(_Section):
+    """One stage of a multi-stage run (DRO-LT, decoupled training): its own optimiser and lr.
+
+    Keys left unset are filled in when the recipe is resolved, by ``method`` (docs/recipes.md):
+    a post-hoc stage (tau-norm, logit-adjust, ncm) trains nothing and takes only ``tau``.
+    """
+
+    method: StageMethod = Field(
+        "train", description="'train' (the parameters 'trainable' names), 'crt' or 'lws' (classifier re-balancing), "
+        "or a post-hoc adjustment with 0 epochs: 'tau-norm', 'logit-adjust', 'ncm'")
+    epochs: Optional[int] = Field(None, ge=0, description="epochs in this stage (0, or unset, for a post-hoc stage)")
+    lr: Optional[float] = Field(None, gt=0, description="learning rate of this stage (training stages)")
+    lr_schedule: Optional[Literal["constant", "cosine"]] = Field(
+        None, description="'constant' (default) or 'cosine' (annealed per epoch from lr towards 0 over the stage)")
+    weight_decay: Optional[float] = Field(None, ge=0, description="weight decay of this stage (training stages)")
+    trainable: Optional[Literal["all", "encoder", "head"]] = Field(
+        None, description="parameters that train (method 'train', default 'all'); the rest are frozen (frozen "
+        "BatchNorm keeps its statistics). cRT trains the head, LWS its per-class scales")
     loss: Optional[LossConfig] = Field(None, description="loss for this stage; default: the recipe's [loss]")
-    sampler: Literal["shuffle", "class_aware"] = Field(
-        "shuffle", description="'shuffle' (every image once per epoch) or 'class_aware' (classes equally often)"
-    )
+    sampler: Optional[Literal["shuffle", "class_aware"]] = Field(
+        None, description="'shuffle' (every image once per epoch; default of 'train') or 'class_aware' (classes "
+        "equally often; default of 'crt' and 'lws')")
+    tau: Optional[float] = Field(None, ge=0, description="tau of a 'tau-norm' or 'logit-adjust' stage")
 
 
 class TrainConfig(_Section):
     """docs/method.md section 3 protocol; defaults are the thesis settings."""
 
-    epochs: int = Field(200, gt=0, description="training epochs (with stages: their sum, filled in when resolved)")
+    epochs: int = Field(200, ge=0, description="training epochs (with stages: their sum, filled in when resolved; "
+                        "0 only for a post-hoc stage)")
     batch_size: int = Field(128, gt=0, description="images per batch (drop_last)")
     lr: float = Field(0.1, gt=0, description="peak learning rate")
     lr_schedule: Literal["step", "cosine"] = Field(
@@ -104,7 +122,8 @@ class TrainConfig(_Section):
         description="start from a trained model: a checkpoint.pt, a run directory, or 'recipe:NAME' "
         "(that recipe's finished run with the same seed under the same --out); '{seed}' is replaced",
     )
-    stages: list[StageConfig] = Field(default_factory=list, description="multi-stage training (DRO-LT)")
+    stages: list[StageConfig] = Field(default_factory=list,
+                                      description="multi-stage training (DRO-LT, decoupled training)")
     compile: bool = Field(
         False, description="run the model through torch.compile (CUDA fast path; speed only, not part of the config "
         "hash: results agree with eager mode up to float rounding)",
@@ -255,7 +274,8 @@ def resolve(raw: dict[str, Any]) -> Recipe:
     loss = _resolve_loss(recipe.loss, "loss")
     schedule_params = _validate(SCHEDULES, recipe.schedule.name, recipe.schedule.params, "schedule")
     stages = [
-        s.model_copy(update={"loss": _resolve_loss(s.loss, f"train.stages[{i}].loss") if s.loss else None})
+        _resolve_stage(s, i, recipe.train).model_copy(
+            update={"loss": _resolve_loss(s.loss, f"train.stages[{i}].loss") if s.loss else None})
         for i, s in enumerate(recipe.train.stages)
     ]
     resolved = recipe.model_copy(
@@ -273,11 +293,69 @@ def resolve(raw: dict[str, Any]) -> Recipe:
 def _total_epochs(train: TrainConfig) -> int:
     """With stages, the run's epochs are their sum (an explicit ``epochs`` must agree)."""
     if not train.stages:
+        if train.epochs == 0:
+            raise LtrankError("train.epochs: must be > 0 (only a recipe whose one stage is post-hoc trains 0 epochs)")
         return train.epochs
-    total = sum(s.epochs for s in train.stages)
+    total = sum(s.epochs or 0 for s in train.stages)
     if "epochs" in train.model_fields_set and train.epochs != total:
         raise LtrankError(f"train.epochs: {train.epochs}, but the stages add up to {total}; remove epochs or fix it")
     return total
+
+
+def _resolve_stage(stage: StageConfig, i: int, train: TrainConfig) -> StageConfig:
+    """Check a stage's keys against its method and fill in the method's defaults.
+
+    Training stages need epochs > 0, lr and weight_decay; cRT and LWS fix what trains and sample
+    class-balanced unless told otherwise; a post-hoc stage takes only ``tau`` and must be the
+    recipe's one stage, on top of ``train.init_from`` (docs/recipes.md, "Decoupled training").
+    """
+    where, method = f"train.stages[{i}]", stage.method
+    if method in POSTHOC_METHODS:
+        keys = ("lr", "lr_schedule", "weight_decay", "trainable", "loss", "sampler")
+        extra = [k for k in keys if getattr(stage, k) is not None]
+        if extra:
+            raise LtrankError(f"{where}.{extra[0]}: a {method} stage trains nothing; remove {extra[0]}")
+        if stage.epochs:
+            raise LtrankError(f"{where}.epochs: a {method} stage trains nothing; set epochs = 0 or remove it")
+        if len(train.stages) > 1:
+            raise LtrankError(
+                f"{where}.method: a {method} stage must be the recipe's only stage (it adjusts the model of "
+                "train.init_from); adjust a staged run with a recipe of its own, or with 'ltrank eval --posthoc'")
+        if not train.init_from:
+            raise LtrankError(f"train.init_from: a {method} stage adjusts a trained model; set train.init_from "
+                              "(e.g. \"recipe:<the run's recipe>\", a run folder or a checkpoint.pt)")
+        if method == "ncm" and stage.tau is not None:
+            raise LtrankError(f"{where}.tau: ncm takes no tau; remove it")
+        if method != "ncm" and stage.tau is None:
+            raise LtrankError(f"{where}.tau: a {method} stage needs tau, a number >= 0 (e.g. tau = 1.0)")
+        return stage.model_copy(update={"epochs": 0})
+    if stage.tau is not None:
+        raise LtrankError(f"{where}.tau: only tau-norm and logit-adjust stages take tau; remove it")
+    for key in ("epochs", "lr", "weight_decay"):
+        if getattr(stage, key) is None:
+            raise LtrankError(f"{where}.{key}: missing; a {method} stage needs epochs, lr and weight_decay")
+    if stage.epochs == 0:
+        raise LtrankError(f"{where}.epochs: a {method} stage trains; give epochs > 0 (0 is for post-hoc stages)")
+    update: dict[str, Any] = {"lr_schedule": stage.lr_schedule or "constant"}
+    if method == "train":
+        update.update(trainable=stage.trainable or "all", sampler=stage.sampler or "shuffle")
+        return stage.model_copy(update=update)
+    name = {"crt": "cRT", "lws": "LWS"}[method]
+    if method == "crt" and stage.trainable not in (None, "head"):
+        raise LtrankError(f"{where}.trainable: cRT trains only the re-drawn classifier; remove trainable = "
+                          f"{stage.trainable!r} (or use method = \"train\")")
+    if method == "lws" and stage.trainable is not None:
+        raise LtrankError(f"{where}.trainable: LWS trains only its per-class scales; remove trainable = "
+                          f"{stage.trainable!r}")
+    if i == 0 and not train.init_from:
+        raise LtrankError(
+            f"train.init_from: {name} re-balances the classifier of a trained model; set train.init_from "
+            "(e.g. \"recipe:<stage-1 recipe>\", a run folder or a checkpoint.pt) or train a stage before it")
+    if method == "lws" and i + 1 < len(train.stages):
+        raise LtrankError(f"train.stages[{i + 1}]: LWS must be the last stage (its head is wrapped by the "
+                          "scales); start another recipe from this run instead")
+    update.update(trainable="head" if method == "crt" else None, sampler=stage.sampler or "class_aware")
+    return stage.model_copy(update=update)
 
 
 def _validate(registry: Any, name: str, params: dict[str, Any], where: str) -> dict[str, Any]:

@@ -91,7 +91,8 @@ class EpochStats(_Strict):
 class Metrics(_Strict):
     """Test metrics of one epoch; ``per_class`` is the source of truth, ``groups`` derive from it."""
 
-    epoch: int = Field(..., ge=1, description="epoch these metrics were measured after")
+    epoch: int = Field(..., ge=0, description="epoch these metrics were measured after (0: a run that trains "
+                       "nothing, e.g. a post-hoc adjustment of the model it starts from)")
     top1: float = Field(..., ge=0, le=100, description="top-1 accuracy (%) on the test set")
     per_class: list[float] = Field(..., description="accuracy (%) of each class, in label order")
     groups: dict[str, dict[str, Optional[float]]] = Field(
@@ -130,6 +131,21 @@ class InitSource(_Strict):
     seed: Optional[int] = Field(None, description="its seed")
     finished_at: Optional[str] = Field(None, description="when it finished (ISO 8601, UTC)")
     epochs: Optional[int] = Field(None, description="epochs it trained")
+    method_key: Optional[str] = Field(None, description="its method key (ltrank.compare.methods), e.g. 'cbdelta'")
+    method_label: Optional[str] = Field(None, description="its table label, e.g. 'AP CB Delta (beta 0.99)'")
+    logit_scale: Optional[float] = Field(
+        None, description="factor its loss applied to the model's logits before the softmax (LDAM: s; else 1); "
+        "post-hoc logit adjustment needs it")
+
+
+class PosthocInfo(_Strict):
+    """A post-hoc adjustment ``ltrank eval --posthoc`` applied to a trained run (docs/recipes.md,
+    "Decoupled training"); the record's recipe is then the source run's."""
+
+    method: Literal["tau-norm", "logit-adjust", "ncm"] = Field(..., description="the adjustment")
+    tau: Optional[float] = Field(None, description="tau used (None for ncm)")
+    tau_scores: Optional[dict[str, float]] = Field(
+        None, description="tau-norm=auto: validation balanced accuracy (fraction) of every tau tried, keyed by tau")
 
 
 class SkippedImages(_Strict):
@@ -155,6 +171,8 @@ class RunRecord(_Strict):
     environment: Environment = Field(..., description="software and device")
     data: DataInfo = Field(..., description="the training data")
     init_from: Optional[InitSource] = Field(None, description="the trained run this run started from, if any")
+    posthoc: Optional[PosthocInfo] = Field(
+        None, description="set on the record of a post-hoc adjustment of the run named by init_from")
     warnings: list[str] = Field(default_factory=list, description="things the run noticed, e.g. unexpected data counts")
     skipped_images: Optional[SkippedImages] = Field(None, description="images that failed to decode (streamed sources)")
     history: list[EpochStats] = Field(default_factory=list, description="one entry per finished epoch")

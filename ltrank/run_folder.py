@@ -238,8 +238,9 @@ class InitChoice:
 def _source_of(checkpoint: Path, record: Optional[RunRecord]) -> InitSource:
     if record is None:
         return InitSource(path=str(checkpoint))
-    return InitSource(path=str(checkpoint), recipe_name=record.recipe_name, config_hash=record.config_hash,
-                      seed=record.seed, finished_at=record.finished_at, epochs=len(record.history))
+    from ltrank.rebalance.provenance import source_of
+
+    return source_of(checkpoint, record)
 
 
 def resolve_init_from(spec: str, out: Path, seed: int, overrides: Iterable[str] = (),

@@ -39,10 +39,12 @@ EXPECTED = {
 
 #: The large-dataset starting points of issue 13 (checked in test_large_recipes.py).
 LARGE = {f"imagenetlt-r50-{m}" for m in ("ce", "ap", "cbdelta", "cbprimary", "ldam-drw")} | {"placeslt-r152-ce"}
+# decoupled training on top of a stage-1 recipe (tests/test_decoupling_recipes.py)
+DECOUPLED = ["ce-crt", "ap-crt", "cbdelta-crt", "ce-lws", "ap-lws"]
 
 
-def test_the_thesis_grid_and_quickstart_are_shipped():
-    expected = {f"{d}-{m}" for d in DATASETS for m in METHODS} | {"quickstart"} | LARGE
+def test_the_thesis_grid_the_decoupling_recipes_and_quickstart_are_shipped():
+    expected = {f"{d}-{m}" for d in DATASETS for m in METHODS + DECOUPLED} | {"quickstart"} | LARGE
     assert set(shipped_recipes()) == expected
 
 

@@ -204,7 +204,7 @@ def test_settings_that_take_effect_are_accepted(recipe, overrides):
 @pytest.mark.parametrize("stage,fragments", [
     ("{epochs=1, lr=0.1, weight_decay=0, trainabel='head'}",
      ["train.stages[0].trainabel: unknown key (did you mean 'trainable'?)",
-      "allowed: epochs, loss, lr, sampler, trainable, weight_decay"]),
+      "allowed: epochs, loss, lr, lr_schedule, method, sampler, tau, trainable, weight_decay"]),
     ("{epochs=1, lr=0.1, weight_decay=0, loss={name='ce', parms={}}}",
      ["train.stages[0].loss.parms: unknown key (did you mean 'params'?); allowed: name, params"]),
 ])

@@ -20,7 +20,6 @@ from ltrank.engine.run import run_dir_for, train_one
 from ltrank.engine.trainer import Trainer
 from ltrank.errors import RunFailed
 from ltrank.recipe import load_recipe
-from ltrank.records import load_record
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")
 CPU = torch.device("cpu")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ltrank.compare.methods import METHOD_LABELS, method_key, method_label
+from ltrank.compare.methods import METHOD_LABELS, STEP_LABELS, method_key, method_label
 from ltrank.errors import LtrankError
 from ltrank.groups import get_scheme
 from ltrank.reference import Anchor, MethodRow, Reference, dataset_key
@@ -182,9 +182,13 @@ def _row_notes(row: Row, first: RunRecord, reference: Optional[Reference]) -> li
     return notes
 
 
-def _order(row: Row) -> tuple[int, str]:
-    keys = list(METHOD_LABELS)
-    return (keys.index(row.method_key) if row.method_key in keys else len(keys), row.label)
+def _order(row: Row) -> tuple[int, list[int], str]:
+    """Thesis order; a re-balanced run (key ``ce+crt``) after the method it started from, its steps
+    in the order of :data:`~ltrank.compare.methods.STEP_LABELS`."""
+    keys, steps = list(METHOD_LABELS), list(STEP_LABELS)
+    base, *after = row.method_key.split("+")
+    return (keys.index(base) if base in keys else len(keys),
+            [steps.index(s) if s in steps else len(steps) for s in after], row.label)
 
 
 def default_scheme(records: Iterable[RunRecord]) -> str:

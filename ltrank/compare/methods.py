@@ -4,6 +4,10 @@ A run's *method key* names the thesis method its recipe runs (``cbdelta``, ``lda
 it finds the reference numbers to show beside the run and orders the rows as the thesis does.
 It is read from the resolved recipe's loss and weighting schedule, so any recipe that runs a
 thesis method (e.g. ``quickstart``) finds its row; other runs are keyed by their recipe name.
+
+A run that re-balanced another run's classifier (a cRT or LWS stage, a post-hoc stage, or a
+record of ``ltrank eval --posthoc``) is the method of the run it started from plus its steps:
+key ``cbdelta+crt``, label ``AP CB Delta (beta 0.99) + cRT`` (docs/results.md).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ltrank.errors import LtrankError
+from ltrank.rebalance.spec import format_tau
 from ltrank.records import RunRecord
 from ltrank.reference import dataset_key
 from ltrank.registry import NEEDS_CLASS_WEIGHTS, USES_CLASS_WEIGHTS, Spec
@@ -30,6 +35,44 @@ METHOD_LABELS = {
     "cbprimary": "AP CB Primary",
     "cbprimary-progressive": "AP CB Primary progressive",
 }
+
+
+#: Labels of the re-balancing steps (stage methods, docs/recipes.md "Decoupled training").
+STEP_LABELS = {"crt": "cRT", "lws": "LWS", "tau-norm": "tau-norm", "logit-adjust": "logit-adjust", "ncm": "NCM"}
+
+
+def _tau_label(method: str, tau: Optional[float], auto: bool = False) -> str:
+    if method == "ncm" or tau is None:
+        return STEP_LABELS[method]
+    return f"{STEP_LABELS[method]} (tau {format_tau(tau)}{', auto' if auto else ''})"
+
+
+def _steps(record: RunRecord) -> list[tuple[str, str]]:
+    """(key, label) of each re-balancing step the run applied to the model it started from."""
+    if record.posthoc is not None:
+        p = record.posthoc
+        return [(p.method, _tau_label(p.method, p.tau, auto=p.tau_scores is not None))]
+    steps = []
+    for stage in (record.recipe.get("train") or {}).get("stages") or []:
+        method = stage.get("method", "train")
+        if method in ("crt", "lws"):
+            loss = str((stage.get("loss") or record.recipe.get("loss") or {}).get("name", "ce"))
+            extra = "" if loss == "ce" else f" ({METHOD_LABELS.get(loss, loss)})"
+            steps.append((method, STEP_LABELS[method] + extra))
+        elif method in STEP_LABELS:
+            steps.append((method, _tau_label(method, stage.get("tau"))))
+    return steps
+
+
+def _base(record: RunRecord) -> tuple[str, str]:
+    """(key, label) of the model a re-balancing run started from."""
+    source = record.init_from
+    if source is not None and source.method_key:
+        return source.method_key, source.method_label or source.method_key
+    if source is not None:  # a bare checkpoint, or a record written before methods were kept
+        name = source.recipe_name or "pretrained"
+        return name, name
+    return _plain_key(record), _plain_label(record)  # stages before the re-balancing one trained it
 
 
 def _infer_key(recipe: dict) -> Optional[str]:
@@ -52,12 +95,20 @@ def _infer_key(recipe: dict) -> Optional[str]:
 
 
 def method_key(record: RunRecord) -> str:
-    """The method a run belongs to, used to find reference numbers.
+    """The method a run belongs to, used to find reference numbers and to order rows.
 
     Read from the resolved recipe's loss and schedule when they are a known combination
     (so ``quickstart`` is ``cbdelta``), else the recipe-name suffix after the dataset
-    (``cifar10-ir100-foo`` -> ``foo``), else the recipe name.
+    (``cifar10-ir100-foo`` -> ``foo``), else the recipe name. A re-balancing run: the key of
+    the run it started from, ``+`` its steps (``ce+crt``, ``cbdelta+tau-norm``).
     """
+    steps = _steps(record)
+    if steps:
+        return "+".join([_base(record)[0], *(key for key, _ in steps)])
+    return _plain_key(record)
+
+
+def _plain_key(record: RunRecord) -> str:
     inferred = _infer_key(record.recipe)
     if inferred is not None:
         return inferred
@@ -94,13 +145,21 @@ def _spec(name: str) -> Optional[Spec]:
 
 
 def method_label(record: RunRecord) -> str:
-    """A table label such as ``AP CB Delta (beta 0.99)``.
+    """A table label such as ``AP CB Delta (beta 0.99)``, or ``CE + tau-norm (tau 1.0)``.
 
     A thesis method has its thesis name; a run whose method is its loss alone (no weighting
     schedule) and whose loss declares a display label (``Spec.label``, e.g. a plugin's
-    ``"Balanced Softmax"``) shows that label; any other run shows its recipe name.
+    ``"Balanced Softmax"``) shows that label; any other run shows its recipe name. A re-balanced
+    run is the label of the run it started from plus its steps.
     """
-    key = method_key(record)
+    steps = _steps(record)
+    if steps:
+        return " + ".join([_base(record)[1], *(label for _, label in steps)])
+    return _plain_label(record)
+
+
+def _plain_label(record: RunRecord) -> str:
+    key = _plain_key(record)
     label = METHOD_LABELS.get(key)
     if label is None:
         loss_name = str((record.recipe.get("loss") or {}).get("name", ""))

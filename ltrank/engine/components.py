@@ -2,19 +2,24 @@
 
 Each training phase (see :mod:`ltrank.engine.phases`) gets its own loss object (a stage may override
 the recipe's loss) and its own optimiser over the parameters that phase trains, plus the
-loss's own parameters (e.g. DRO-LT's radii). Parameters outside the phase are frozen.
+loss's own parameters (e.g. DRO-LT's radii). Parameters outside the phase are frozen; a cRT or
+LWS phase prepares the model first (:func:`prepare_phase`, ``ltrank.rebalance``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
 
 from ltrank.engine.phases import Phase
-from ltrank.recipe import LossConfig, Recipe
+from ltrank.rebalance.crt import prepare_crt
+from ltrank.rebalance.lws import prepare_lws
+from ltrank.rebalance.spec import PosthocSpec
+from ltrank.recipe import POSTHOC_METHODS, LossConfig, Recipe
 from ltrank.registry import NEEDS_FEATURES, Spec
 
 
@@ -67,6 +72,36 @@ def freeze_for_phase(model: nn.Module, which: str) -> list[nn.Module]:
         for p in part.parameters():
             p.requires_grad_(False)
     return parts
+
+
+def phase_method(phase: Phase) -> str:
+    """The phase's stage method: ``train`` for the protocol phase and plain stages, else crt, lws, ..."""
+    return "train" if phase.stage is None else phase.stage.method
+
+
+def prepare_phase(model: nn.Module, phase: Phase, backbone: str) -> list[nn.Module]:
+    """Make ``model`` ready for ``phase`` (in place); return the parts frozen for the whole phase.
+
+    ``train``: :func:`freeze_for_phase` with the stage's ``trainable``; ``crt``: the head is
+    re-drawn and only it trains (:func:`~ltrank.rebalance.prepare_crt`); ``lws``: the head is
+    wrapped by per-class scales, the only thing that trains (:func:`~ltrank.rebalance.prepare_lws`;
+    the model's state-dict keys change, so a checkpoint of an LWS phase loads only after this).
+    """
+    method = phase_method(phase)
+    if method == "crt":
+        return prepare_crt(model, backbone).frozen
+    if method == "lws":
+        return prepare_lws(model).frozen
+    trainable = phase.stage.trainable if phase.stage is not None else None
+    return freeze_for_phase(model, trainable or "all")
+
+
+def posthoc_stage(recipe: Recipe) -> Optional[PosthocSpec]:
+    """The adjustment of a recipe whose one stage is post-hoc (resolution allows no other place), else None."""
+    stages = recipe.train.stages
+    if len(stages) == 1 and stages[0].method in POSTHOC_METHODS:
+        return PosthocSpec(stages[0].method, stages[0].tau)  # type: ignore[arg-type]
+    return None
 
 
 def build_optimizer(model: nn.Module, loss: nn.Module, phase: Phase, recipe: Recipe) -> torch.optim.SGD:

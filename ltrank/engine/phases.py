@@ -6,7 +6,8 @@ recipe's ``train.lr_schedule``: ``"step"`` (the protocol: linear warm-up from
 multiplied by ``gamma`` at each milestone epoch, the milestone epoch itself already using the
 lower rate) or ``"cosine"`` (the same warm-up, then half-cosine decay to 0; Kang et al., ICLR
 2020). With stages, each stage is a phase with a constant learning rate (the DRO-LT procedure,
-docs/method.md section 6).
+docs/method.md section 6) or, with ``lr_schedule = "cosine"``, one annealed per epoch (decoupled
+training, docs/recipes.md). A post-hoc stage is a phase of 0 epochs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ltrank.rebalance.schedule import cosine_stage_lr
 from ltrank.recipe import StageConfig, TrainConfig
 
 
@@ -81,5 +83,11 @@ def phase_at(epoch: int, cfg: TrainConfig) -> Phase:
 
 def lr_at(epoch: int, cfg: TrainConfig) -> float:
     """The learning rate used throughout ``epoch`` (1-indexed)."""
-    stage = phase_at(epoch, cfg).stage
-    return scheduled_lr(epoch, cfg) if stage is None else stage.lr
+    phase = phase_at(epoch, cfg)
+    stage = phase.stage
+    if stage is None:
+        return scheduled_lr(epoch, cfg)
+    assert stage.lr is not None  # a phase with epochs trains, so its stage has an lr
+    if stage.lr_schedule == "cosine":
+        return cosine_stage_lr(epoch - phase.first_epoch + 1, phase.last_epoch - phase.first_epoch + 1, stage.lr)
+    return stage.lr

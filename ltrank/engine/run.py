@@ -160,7 +160,7 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
     init_model = ckpt.load_checkpoint(init.checkpoint)["model"] if init is not None else None
     stop = StopRequest()
     trainer = Trainer(recipe.recipe, data, seed=seed, device=device, callback=callback, init_model=init_model,
-                      should_stop=stop, workers=workers)
+                      init_source=init.source if init is not None else None, should_stop=stop, workers=workers)
 
     with folder.lock():
         for orphan in folder.clean_orphans():

@@ -1,13 +1,17 @@
-"""The training loop of docs/method.md section 3 (plus the stages of section 6 for DRO-LT).
+"""The training loop of docs/method.md section 3 (plus the stages of section 6 for DRO-LT, and
+the decoupled-training stages of docs/recipes.md: cRT, LWS, post-hoc adjustments).
 
-Per epoch: pick the phase (new optimiser at a phase's first epoch), set the learning rate,
+Per epoch: pick the phase (a cRT or LWS phase first prepares the model; new optimiser at a
+phase's first epoch), set the learning rate,
 call the loss's epoch hook (``loss.epoch_start(ctx)``: the loss consults the weighting schedule
 for its class weights, DRO-LT recomputes its centroids), train on shuffled (or class-aware)
 batches augmented on the device, evaluate on the test set when due, then call ``on_epoch_end``
 so the caller can write a checkpoint and the run record. Everything the loop does is reported
 as events; nothing is printed. A non-finite loss or logit raises :class:`Diverged`, and a stop
 request (Ctrl-C, SIGTERM) raises :class:`Interrupted` at the next batch boundary; either way the
-epoch is abandoned, so the last checkpoint stays the last good one.
+epoch is abandoned, so the last checkpoint stays the last good one. A recipe whose one stage
+is post-hoc (tau-norm, logit-adjust, ncm) trains 0 epochs: :meth:`Trainer.fit` applies the
+adjustment to the model it starts from and evaluates that once (metrics of "epoch 0").
 
 The trainer only trains: the run folder, its record and lock, signals and every way a run ends
 belong to :mod:`ltrank.engine.run`.
@@ -32,7 +36,9 @@ from ltrank.engine.components import (
     build_optimizer,
     build_phase_losses,
     build_schedule,
-    freeze_for_phase,
+    phase_method,
+    posthoc_stage,
+    prepare_phase,
 )
 from ltrank.engine.device import autocast_for, place_model, to_model_layout
 from ltrank.engine.evaluation import evaluate_batches
@@ -46,6 +52,7 @@ from ltrank.engine.events import (
     EvalStarted,
     FeaturePassEnded,
     FeaturePassStarted,
+    Notice,
     PassProgress,
     ignore,
 )
@@ -55,6 +62,7 @@ from ltrank.losses.base import EpochContext
 from ltrank.metrics import make_metrics
 from ltrank.models.probe import check_backbone_input
 from ltrank.recipe import Recipe
+from ltrank.records import InitSource
 
 class Diverged(Exception):
     """The loss or the logits became NaN or infinite; the epoch was abandoned."""
@@ -96,12 +104,14 @@ class Trainer:
 
     def __init__(self, recipe: Recipe, data: TrainingData, *, seed: int, device: torch.device,
                  callback: Callback = ignore, init_model: Optional[dict[str, torch.Tensor]] = None,
+                 init_source: Optional[InitSource] = None,
                  should_stop: Callable[[], bool] = lambda: False, workers: int = 0,
                  sharding: Sharding = Sharding()) -> None:
         """``data`` is held in memory or streamed from disk (:mod:`ltrank.engine.feeds`; ``workers``
         decoding processes for a streamed source). ``should_stop`` is polled after every batch;
         when it returns True the trainer raises :class:`Interrupted` (the run lifecycle sets it
-        from signal handlers)."""
+        from signal handlers). ``init_source`` describes the run ``init_model`` comes from (a
+        post-hoc logit adjustment reads its ``logit_scale``)."""
         self.recipe, self.data, self.seed, self.device, self.callback = recipe, data, seed, device, callback
         self.should_stop = should_stop
         self.total_epochs = recipe.train.epochs
@@ -109,7 +119,8 @@ class Trainer:
         self.feed = make_feed(data, recipe.data, seed=seed, device=device, batch_size=recipe.train.batch_size,
                               eval_batch_size=recipe.eval.batch_size, workers=workers, sharding=sharding,
                               caps=Caps.of(recipe))
-        self._check_batches()
+        if self.total_epochs:  # a post-hoc run takes no batch
+            self._check_batches()
         seed_everything(seed)
         self.model = build_model(recipe, data.num_classes)
         if init_model is not None:
@@ -127,6 +138,9 @@ class Trainer:
         self.phase: Optional[Phase] = None
         self.frozen: list[torch.nn.Module] = []
         self._pending_optimizer_state: Optional[dict[str, Any]] = None
+        self._prepared_phase: Optional[int] = None  # the phase prepare_phase last ran for
+        self.posthoc = posthoc_stage(recipe)
+        self.logit_scale = self._check_posthoc(init_source)
 
     def _load_init(self, state: dict[str, torch.Tensor]) -> None:
         try:
@@ -137,6 +151,15 @@ class Trainer:
                 f"train.init_from: the checkpoint does not fit this recipe's model ({first}); "
                 "start from a run of the same backbone, head and dataset"
             ) from None
+
+    def _check_posthoc(self, source: Optional[InitSource]) -> float:
+        """Refuse, before any work, a post-hoc stage that cannot apply; the logit scale it uses."""
+        from ltrank.rebalance.posthoc import check_posthoc  # it imports the engine: not at module load
+
+        if self.posthoc is None:
+            return 1.0
+        return check_posthoc(self.posthoc, self.model, class_counts=self.data.class_counts, has_validation=False,
+                             logit_scale=source.logit_scale if source is not None else None)
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -157,14 +180,14 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue after ``progress.epoch`` (tensors and plain data only)."""
-        assert self.optimizer is not None and self.phase is not None
         p = self.state
         return {
             "seed": self.seed,
             "epoch": p.epoch,
-            "phase": self.phase.index,
+            # a post-hoc run trains no phase: its checkpoint is of its one (post-hoc) phase
+            "phase": self.phase.index if self.phase is not None else self.phases[-1].index,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else {},
             "losses": [loss.module.state_dict() for loss in self.losses],
             "rng": ckpt.capture_rng(self.feed.generators),
             "history": p.history,
@@ -175,7 +198,16 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint written by :meth:`state_dict` (call before :meth:`fit`)."""
+        """Continue from a checkpoint written by :meth:`state_dict` (call before :meth:`fit`).
+
+        A checkpoint of a cRT or LWS phase holds the model as that phase prepared it (LWS: a
+        wrapped head), so the phase is prepared first; the loaded weights then replace the
+        re-drawn cRT head, and the phase is not prepared again when training continues in it.
+        """
+        phase = self.phases[int(state["phase"])]
+        if phase_method(phase) in ("crt", "lws"):
+            self.frozen = prepare_phase(self.model, phase, self.recipe.model.backbone)
+            self._prepared_phase = phase.index
         self.model.load_state_dict(state["model"])
         for loss, loss_state in zip(self.losses, state["losses"]):
             loss.module.load_state_dict(loss_state)
@@ -213,15 +245,36 @@ class Trainer:
             on_epoch_end(self)
             self.callback(EpochEnded(epoch, self.total_epochs, lr, train_loss, train_acc, test_acc, seconds,
                                      None if metrics is None else metrics["groups"]))
+        if self.posthoc is not None and self.state.final is None:
+            self._adjust_and_evaluate()
+            on_epoch_end(self)
         return self.state
+
+    def _adjust_and_evaluate(self) -> None:
+        """The post-hoc stage: adjust the model (it stays as loaded; the checkpoint keeps it) and
+        evaluate the adjusted one; its metrics ("epoch 0") are the run's final and best."""
+        from ltrank.data import LongTailedData
+        from ltrank.rebalance.posthoc import Split, build_posthoc  # it imports the engine: not at module load
+
+        assert self.posthoc is not None
+        start = time.perf_counter()
+        train = Split(self.data.train_images, self.data.train_labels) if isinstance(self.data, LongTailedData) else None
+        result = build_posthoc(self.posthoc, self.model, class_counts=self.data.class_counts, device=self.device,
+                               train=train, validation=None, batch_size=self.recipe.eval.batch_size,
+                               logit_scale=self.logit_scale)
+        self.callback(Notice(f"evaluating the model of train.init_from with {result.label}"))
+        metrics = self._test_metrics(result.model, self.state.epoch)
+        self.state.final = self.state.best = metrics
+        self.state.eval_seconds += time.perf_counter() - start
 
     def _enter_phase(self, epoch: int) -> None:
         phase = phase_at(epoch, self.recipe.train)
         if self.phase is not None and phase.index == self.phase.index:
             return
         self.phase = phase
-        trainable = phase.stage.trainable if phase.stage is not None else "all"
-        self.frozen = freeze_for_phase(self.model, trainable)
+        if self._prepared_phase != phase.index:  # a resumed cRT phase must not re-draw its trained head
+            self.frozen = prepare_phase(self.model, phase, self.recipe.model.backbone)
+            self._prepared_phase = phase.index
         loss = self.losses[phase.index].module
         self.optimizer = build_optimizer(self.model, loss, phase, self.recipe)
         if self._pending_optimizer_state is not None:
@@ -300,19 +353,26 @@ class Trainer:
         cfg = self.recipe.eval
         if epoch % cfg.every and epoch != self.total_epochs:
             return None
-        images = self.feed.test_count
-        batches = num_batches(images, cfg.batch_size, drop_last=False)
-        self.callback(EvalStarted(epoch, images, batches))
-        start = time.perf_counter()
-        acc = evaluate_batches(self.model, self.feed.test_batches(cfg.batch_size), self.data.num_classes, self.device,
-                               on_batch=lambda b, n: self.callback(PassProgress(b, n)), total=batches)
-        metrics = make_metrics(epoch, acc.per_class, self.data.class_counts, top1=acc.top1).model_dump(mode="json")
-        self.callback(EvalEnded(epoch, metrics["top1"], time.perf_counter() - start))
+        metrics = self._test_metrics(self.model, epoch)
         p = self.state
         if p.best is None or metrics["top1"] > p.best["top1"]:
             p.best = metrics
         if epoch == self.total_epochs:
             p.final = metrics
+        return metrics
+
+    def _test_metrics(self, model: torch.nn.Module, epoch: int) -> dict[str, Any]:
+        """``model``'s test metrics after ``epoch`` (a :class:`~ltrank.records.Metrics` as a dict),
+        the pass reported as events."""
+        batch_size = self.recipe.eval.batch_size
+        images = self.feed.test_count
+        batches = num_batches(images, batch_size, drop_last=False)
+        self.callback(EvalStarted(epoch, images, batches))
+        start = time.perf_counter()
+        acc = evaluate_batches(model, self.feed.test_batches(batch_size), self.data.num_classes, self.device,
+                               on_batch=lambda b, n: self.callback(PassProgress(b, n)), total=batches)
+        metrics = make_metrics(epoch, acc.per_class, self.data.class_counts, top1=acc.top1).model_dump(mode="json")
+        self.callback(EvalEnded(epoch, metrics["top1"], time.perf_counter() - start))
         return metrics
 
 

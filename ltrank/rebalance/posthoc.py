@@ -15,6 +15,7 @@ from torch import nn
 
 from ltrank.errors import LtrankError
 from ltrank.models.classifier import Classifier
+from ltrank.models.heads import CosineHead
 from ltrank.rebalance.features import extract_features
 from ltrank.rebalance.logit_adjust import LogitAdjusted, class_prior
 from ltrank.rebalance.ncm import NCMHead, class_means
@@ -26,6 +27,9 @@ from ltrank.rebalance.tau_norm import (
     select_tau,
     tau_normalized_head,
 )
+
+NO_VALIDATION = ("tau-norm=auto picks tau on the source's validation split, and this source has none "
+                 "(tau is never picked on the test split); give tau, e.g. --posthoc tau-norm=1.0")
 
 
 @dataclass(frozen=True)
@@ -74,13 +78,37 @@ def build_posthoc(spec: PosthocSpec, model: nn.Module, *, class_counts: Sequence
     tau, scores = spec.tau, None
     if tau is None:
         if validation is None:
-            raise LtrankError(
-                "tau-norm=auto picks tau on the source's validation split, and this source has none "
-                "(tau is never picked on the test split); give tau, e.g. --posthoc tau-norm=1.0"
-            )
+            raise LtrankError(NO_VALIDATION)
         features, labels = extract_features(model, validation.images, validation.labels, device, batch_size)
         selection = select_tau(model.head, features, labels, num_classes, TAU_GRID)
         tau, scores = selection.tau, selection.scores
     label = spec.label if spec.tau is not None else f"tau-norm (tau {format_tau(tau)}, auto on validation)"
     adjusted = Classifier(model.encoder, tau_normalized_head(model.head, tau), model.feature_dim)
     return PosthocResult(adjusted, label, tau, scores)
+
+
+def check_posthoc(spec: PosthocSpec, model: nn.Module, *, class_counts: Sequence[int], has_validation: bool,
+                  logit_scale: float | None) -> float:
+    """Refuse at once what :func:`build_posthoc` would refuse, before any feature pass or training.
+
+    ``logit_scale`` is the factor the training loss applied to the logits, None when unknown (a
+    bare checkpoint): then 1 for a linear head and an error for a cosine head, whose loss scaled
+    its cosines (LDAM). Returns the factor to pass to :func:`build_posthoc`.
+    """
+    check_classifier(model, spec.label)
+    if spec.kind == "tau-norm":
+        check_linear_head(model.head)
+        if spec.tau is None and not has_validation:
+            raise LtrankError(NO_VALIDATION)
+    elif spec.kind == "ncm":
+        empty = [c for c, n in enumerate(class_counts) if n <= 0]
+        if empty:
+            raise LtrankError(f"NCM needs training images of every class, but class {empty[0]} has none; "
+                              "use tau-norm or logit-adjust, or a split that holds every class")
+    else:
+        class_prior(class_counts)
+        if logit_scale is None and isinstance(model.head, CosineHead):
+            raise LtrankError(
+                "logit-adjust on a cosine head needs the scale the training loss applied to its cosines (LDAM: s), "
+                "and the model's run does not say it (a bare checkpoint); start from a run folder with its record.json")
+    return 1.0 if logit_scale is None else logit_scale
