@@ -20,6 +20,7 @@ from ltrank.engine.run import run_dir_for, train_one
 from ltrank.engine.trainer import Trainer
 from ltrank.errors import RunFailed
 from ltrank.recipe import load_recipe
+from ltrank.records import load_record
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")
 CPU = torch.device("cpu")
@@ -117,3 +118,21 @@ def test_a_folder_above_the_memory_budget_streams_through_the_trainer(tmp_path):
 def test_make_dataset_refuses_a_streamed_source_with_one_line(tree):
     result = CliRunner().invoke(app, ["make-dataset", f"imagenet_lt:{tree}", "--profile", "asis"])
     assert result.exit_code == 2 and "streamed from disk" in result.stderr
+
+
+def test_posthoc_adjustments_of_a_streamed_run_select_tau_on_its_validation_split(tree, tmp_path):
+    """ImageNet-LT has a validation split: tau-norm=auto selects there (never on test); NCM reads
+    the training split through the same streaming pipeline."""
+    from ltrank.engine.checkpoint_eval import evaluate_checkpoint
+    from ltrank.rebalance.spec import parse_posthoc
+    from ltrank.rebalance.tau_norm import TAU_GRID
+
+    recipe = _recipe(tree)
+    train_one(recipe, seed=0, out=tmp_path, device=CPU)
+    run_dir = run_dir_for(tmp_path, recipe, 0)
+    ev = evaluate_checkpoint(run_dir, posthoc=[parse_posthoc("tau-norm=auto"), parse_posthoc("ncm")])
+    auto, ncm = ev.adjusted
+    assert "auto on validation" in auto.label and ncm.label == "NCM"
+    record = load_record(auto.record_path)
+    assert record.posthoc.tau in TAU_GRID and {float(t) for t in record.posthoc.tau_scores} == set(TAU_GRID)
+    assert len(ncm.metrics.per_class) == 3

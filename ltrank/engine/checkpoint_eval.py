@@ -100,7 +100,8 @@ def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: 
     model = _load_model(recipe, data.num_classes, state, ckpt_path)
     place_model(model, dev)
     model = _own_adjustment(recipe, record, model, data, dev)
-    scale = _check_adjustments(posthoc, model, record, data.class_counts)
+    validation = _validation_split(data, recipe, record.seed, dev, workers)
+    scale = _check_adjustments(posthoc, model, record, data.class_counts, validation is not None)
     feed = make_feed(data, recipe.data, seed=record.seed, device=dev, batch_size=recipe.train.batch_size,
                      eval_batch_size=recipe.eval.batch_size, workers=workers)
     start = time.perf_counter()
@@ -116,7 +117,7 @@ def evaluate_checkpoint(path: Path, *, data_dir: Optional[Path] = None, device: 
     metrics = make_metrics(epoch, acc.per_class, data.class_counts, top1=acc.top1)
     if record.status != "finished":
         notes.append(f"the run is {record.status}; this checkpoint is from epoch {epoch}")
-    adjusted = _adjust(posthoc, model, data, feed, dev, recipe.eval.batch_size, epoch, scale)
+    adjusted = _adjust(posthoc, model, data, feed, validation, dev, recipe.eval.batch_size, epoch, scale)
     label = device_label(dev)
     if recording:
         from ltrank.engine.posthoc_records import posthoc_record, write_posthoc_record
@@ -168,28 +169,41 @@ def _own_adjustment(recipe: Any, record: RunRecord, model: nn.Module, data: Any,
 
 
 def _check_adjustments(posthoc: Sequence[PosthocSpec], model: nn.Module, record: RunRecord,
-                       class_counts: list[int]) -> float:
+                       class_counts: list[int], has_validation: bool) -> float:
     """Refuse every adjustment that cannot apply before any is evaluated; the logit scale to use."""
     from ltrank.rebalance.posthoc import check_posthoc
     from ltrank.rebalance.provenance import logit_scale_of
 
     scale = logit_scale_of(record)
-    for spec in posthoc:  # no source has a validation split today: tau-norm=auto asks for tau
-        check_posthoc(spec, model, class_counts=class_counts, has_validation=False, logit_scale=scale)
+    for spec in posthoc:  # tau-norm=auto needs the source's validation split (ImageNet-LT, Places-LT have one)
+        check_posthoc(spec, model, class_counts=class_counts, has_validation=has_validation, logit_scale=scale)
     return 1.0 if scale is None else scale
 
 
-def _train_split(data: Any) -> Any:
-    """The training images NCM needs, when they are held in memory (None for a streamed source:
-    then ``ncm`` is refused with one line by build_posthoc)."""
+def _train_split(data: Any, feed: Any = None, batch_size: int = 1000) -> Any:
+    """The training split NCM needs: images in memory, or the feed's un-augmented training batches."""
     from ltrank.data import LongTailedData
     from ltrank.rebalance.posthoc import Split
 
-    return Split(data.train_images, data.train_labels) if isinstance(data, LongTailedData) else None
+    if isinstance(data, LongTailedData):
+        return Split(data.train_images, data.train_labels)
+    return None if feed is None else Split(batches=lambda: feed.feature_batches(batch_size))
 
 
-def _adjust(posthoc: Sequence[PosthocSpec], model: nn.Module, data: Any, feed: Any, device: Any, batch_size: int,
-            epoch: int, scale: float) -> list[tuple[PosthocSpec, Any, Metrics, float]]:
+def _validation_split(data: Any, recipe: Any, seed: int, device: Any, workers: int) -> Any:
+    """The source's validation split (what tau-norm=auto selects on; never the test split), or None."""
+    from ltrank.data import LongTailedData, make_loader
+    from ltrank.rebalance.posthoc import Split
+
+    if isinstance(data, LongTailedData) or data.val is None:
+        return None
+    loader = make_loader(data, "val", recipe.data, seed=seed, batch_size=recipe.eval.batch_size,
+                         num_workers=workers, device=device, train=False)
+    return Split(batches=lambda: iter(loader))
+
+
+def _adjust(posthoc: Sequence[PosthocSpec], model: nn.Module, data: Any, feed: Any, validation: Any, device: Any,
+            batch_size: int, epoch: int, scale: float) -> list[tuple[PosthocSpec, Any, Metrics, float]]:
     """(spec, PosthocResult, metrics, seconds) of each adjustment of ``model``, evaluated."""
     from ltrank.engine.evaluation import evaluate_batches
     from ltrank.rebalance.posthoc import build_posthoc
@@ -197,7 +211,8 @@ def _adjust(posthoc: Sequence[PosthocSpec], model: nn.Module, data: Any, feed: A
     out = []
     for spec in posthoc:
         start = time.perf_counter()
-        result = build_posthoc(spec, model, class_counts=data.class_counts, device=device, train=_train_split(data),
+        result = build_posthoc(spec, model, class_counts=data.class_counts, device=device,
+                               train=_train_split(data, feed, batch_size), validation=validation,
                                batch_size=batch_size, logit_scale=scale)
         acc = evaluate_batches(result.model, feed.test_batches(batch_size), data.num_classes, device)
         metrics = make_metrics(epoch, acc.per_class, data.class_counts, top1=acc.top1)

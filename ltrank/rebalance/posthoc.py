@@ -7,8 +7,9 @@ is deliberately no test-split argument: nothing here can select on test data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
@@ -16,7 +17,7 @@ from torch import nn
 from ltrank.errors import LtrankError
 from ltrank.models.classifier import Classifier
 from ltrank.models.heads import CosineHead
-from ltrank.rebalance.features import extract_features
+from ltrank.rebalance.features import extract_batch_features, extract_features
 from ltrank.rebalance.logit_adjust import LogitAdjusted, class_prior
 from ltrank.rebalance.ncm import NCMHead, class_means
 from ltrank.rebalance.spec import PosthocSpec, format_tau
@@ -34,10 +35,19 @@ NO_VALIDATION = ("tau-norm=auto picks tau on the source's validation split, and 
 
 @dataclass(frozen=True)
 class Split:
-    """Images (uint8 [N, 3, H, W]) and labels (int64 [N]) of one split."""
+    """One split: images (uint8 [N, 3, H, W]) and labels (int64 [N]) held in memory, or, for a
+    source streamed from disk, ``batches``: a factory of normalised ``(x, y)`` batches."""
 
-    images: torch.Tensor
-    labels: torch.Tensor
+    images: Optional[torch.Tensor] = None
+    labels: Optional[torch.Tensor] = None
+    batches: Optional[Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]] = None
+
+    def features(self, model: nn.Module, device: torch.device, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's features and the labels of this split (test transform, eval mode)."""
+        if self.batches is not None:
+            return extract_batch_features(model, self.batches(), device)
+        assert self.images is not None and self.labels is not None
+        return extract_features(model, self.images, self.labels, device, batch_size)
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ def build_posthoc(spec: PosthocSpec, model: nn.Module, *, class_counts: Sequence
     if spec.kind == "ncm":
         if train is None:
             raise LtrankError("ncm needs the training split (its class means); pass the run's training data")
-        features, labels = extract_features(model, train.images, train.labels, device, batch_size)
+        features, labels = train.features(model, device, batch_size)
         head = NCMHead(class_means(features, labels, num_classes))
         return PosthocResult(Classifier(model.encoder, head, model.feature_dim), spec.label, None)
     check_linear_head(model.head)  # before any feature pass: a cosine head is refused at once
@@ -79,7 +89,7 @@ def build_posthoc(spec: PosthocSpec, model: nn.Module, *, class_counts: Sequence
     if tau is None:
         if validation is None:
             raise LtrankError(NO_VALIDATION)
-        features, labels = extract_features(model, validation.images, validation.labels, device, batch_size)
+        features, labels = validation.features(model, device, batch_size)
         selection = select_tau(model.head, features, labels, num_classes, TAU_GRID)
         tau, scores = selection.tau, selection.scores
     label = spec.label if spec.tau is not None else f"tau-norm (tau {format_tau(tau)}, auto on validation)"
