@@ -21,11 +21,8 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ltrank.data.config import DatasetConfig
-from ltrank.errors import LtrankError, did_you_mean
+from ltrank.errors import LtrankError, did_you_mean, format_validation_error
 from ltrank.groups import SchemeName
-from ltrank.registry import (
-    format_validation_error,
-)
 
 #: Keys left out of the config hash: they say where things are, describe, or only change how
 #: results are shown, not what is computed. (``data.source`` stays in: a different npz file or

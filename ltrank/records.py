@@ -24,7 +24,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ltrank.atomic import atomic_write_text
-from ltrank.errors import LtrankError
+from ltrank.errors import LtrankError, format_validation_error
 from ltrank.groups import group_accuracies
 
 FORMAT_VERSION = 1
@@ -293,8 +293,6 @@ def load_record(path: str | os.PathLike[str]) -> RunRecord:
     try:
         return RunRecord.model_validate(raw)
     except ValidationError as exc:
-        from ltrank.registry import format_validation_error
-
         raise LtrankError(
             f"{path}: not a valid ltrank run record: {format_validation_error(exc, '').strip()}; "
             "was it written by another ltrank version?"

@@ -14,15 +14,14 @@ import fnmatch
 import math
 import os
 import re
-import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
-from typing import Any, Generic, TypeVar, Union, get_args, get_origin
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ltrank.errors import LtrankError, did_you_mean
+from ltrank.errors import LtrankError, did_you_mean, field_location, format_validation_error
 
 T = TypeVar("T")
 
@@ -284,7 +283,7 @@ class Registry(Generic[T]):
             ) from None
         bad = next(_non_finite_floats(validated, ()), None)
         if bad is not None:
-            raise LtrankError(f"{_location(where, bad[0])}: must be a finite number (got {bad[1]!r})")
+            raise LtrankError(f"{field_location(where, bad[0])}: must be a finite number (got {bad[1]!r})")
         return validated
 
     def build(self, name: str, /, **kwargs: Any) -> T:
@@ -317,18 +316,6 @@ def _describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def _location(where: str, loc: tuple[Any, ...]) -> str:
-    """``where`` plus a pydantic location: ``train.stages[0].lr``, ``loss.params.beta``."""
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-    if not path:
-        return where
-    if not where:
-        return path
-    if where.endswith(" parameter"):  # "loss 'x' parameter beta"
-        return f"{where} {path}"
-    return f"{where}{path}" if path.startswith("[") else f"{where}.{path}"
-
-
 def _non_finite_floats(value: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], float]]:
     """(location, value) of every nan/inf float inside validated params (models, dicts, lists)."""
     if isinstance(value, float):
@@ -343,56 +330,3 @@ def _non_finite_floats(value: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple
     elif isinstance(value, (list, tuple, set, frozenset)):
         for i, item in enumerate(value):
             yield from _non_finite_floats(item, loc + (i,))
-
-
-def format_validation_error(exc: ValidationError, where: str, model: type[BaseModel] | None = None) -> str:
-    """One line for the first pydantic error, e.g. ``loss.params.beta: Input should be < 1``.
-
-    With ``model`` given, an unknown key also gets "did you mean" and the allowed keys (also
-    inside lists of tables such as ``[[train.stages]]``). A non-finite number reads
-    ``train.lr: must be a finite number (got inf)``.
-    """
-    err = exc.errors()[0]
-    location = _location(where, tuple(err["loc"]))
-    msg = err["msg"]
-    if err["type"] == "finite_number":
-        msg = f"must be a finite number (got {err['input']!r})"
-    elif err["type"] == "extra_forbidden":
-        fields = _fields_at(model, err["loc"][:-1]) if model else []
-        msg = "unknown key" + did_you_mean(str(err["loc"][-1]), fields)
-        if fields:
-            msg += f"; allowed: {', '.join(sorted(fields))}"
-    elif "input" in err and err["type"] != "missing":
-        msg += f" (got {err['input']!r})"
-    more = len(exc.errors()) - 1
-    return f"{location}: {msg}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
-
-
-def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the (nested) model found by following ``loc`` from ``model``.
-
-    Integer parts step into a list's items; ``Optional[X]`` is followed as ``X``.
-    """
-    current: Any = model
-    for part in loc:
-        current = _unwrap_optional(current)
-        if isinstance(part, int):
-            if get_origin(current) not in (list, tuple):
-                return []
-            current = get_args(current)[0]
-            continue
-        fields = getattr(current, "model_fields", None)
-        if not fields or part not in fields:
-            return []
-        current = fields[part].annotation
-    fields = getattr(_unwrap_optional(current), "model_fields", None)
-    return list(fields) if fields else []
-
-
-def _unwrap_optional(annotation: Any) -> Any:
-    """``X`` for ``Optional[X]`` / ``X | None``; anything else unchanged."""
-    if get_origin(annotation) in (Union, types.UnionType):
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return annotation

@@ -6,7 +6,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from ltrank.errors import LtrankError
-from ltrank.registry import NEEDS_FEATURES, Registry, Spec, format_validation_error, natural_key
+from ltrank.errors import format_validation_error
+from ltrank.registry import NEEDS_FEATURES, Registry, Spec, natural_key
 
 
 class _Params(BaseModel):

@@ -13,7 +13,7 @@ from rich.text import Text
 from ltrank.cli.console import make_console, print_lines, wrap_width, wrapped
 from ltrank.data import DatasetConfig, load_longtailed
 from ltrank.data.manifest import matplotlib_available, plot_class_counts, split_stem, write_manifest
-from ltrank.errors import LtrankError
+from ltrank.errors import LtrankError, format_validation_error
 from ltrank.groups import SCHEMES, group_classes
 from ltrank.text import count
 
@@ -46,10 +46,9 @@ def command(
     try:
         cfg = DatasetConfig(source=source, imbalance_ratio=imbalance_ratio, profile=profile, seed=seed)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "source"
-        where = "SOURCE" if field == "source" else "--" + field.replace("_", "-")
-        raise LtrankError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+        options = {name: "--" + name.replace("_", "-") for name in DatasetConfig.model_fields}
+        message = format_validation_error(exc, "", rename={**options, "source": "SOURCE"})
+        raise LtrankError(message.replace(": Value error, ", ": ", 1)) from None
     data = load_longtailed(cfg, data_dir)
     members = group_classes(data.class_counts, groups)
     stem = split_stem(cfg)
