@@ -250,7 +250,7 @@ class _Failure:
             return raised_together(LtrankError(self.message))
         if self.kind == "run":
             return raised_together(RunFailed(self.message))
-        return raised_together(RunFailed(f"rank {self.rank} failed before training: {self.message}"))
+        return raised_together(RunFailed(f"rank {self.rank} failed: {self.message}"))
 
 
 def _attempt(fn: Callable[[], T]) -> tuple[Optional[T], Optional[Exception]]:

@@ -186,7 +186,7 @@ def test_one_ranks_sigterm_stops_every_rank_at_the_same_batch(engine):
     assert record.status == "interrupted" and "a stop request of another process" in record.reason
 
 
-def test_a_plugin_losss_per_rank_mean_is_averaged_into_the_global_train_loss(engine, monkeypatch):
+def test_a_plugin_loss_mean_per_rank_is_averaged_into_the_global_train_loss(engine, monkeypatch):
     folder, ranks = engine
     monkeypatch.setitem(LOSSES._entries, "plugin_ce", Spec(PluginCE, "test: per-sample mean CE"))
     overrides = ['loss.name="plugin_ce"', "train.max_batches_per_epoch=5", "train.epochs=2", "train.milestones=[2]"]
@@ -196,7 +196,7 @@ def test_a_plugin_losss_per_rank_mean_is_averaged_into_the_global_train_loss(eng
     assert one.history[1].train_loss != one.history[0].train_loss
 
 
-def test_a_staged_drolt_run_trains_as_one_process_with_the_losss_radii_equal_on_every_rank(engine):
+def test_a_staged_drolt_run_trains_as_one_process_with_the_loss_radii_equal_on_every_rank(engine):
     folder, ranks = engine
     one = trainer_state(folder / "staged.toml", [])
     a, b = (r["staged"] for r in ranks)

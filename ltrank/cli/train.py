@@ -262,7 +262,8 @@ def _print_dry_run(resolved: ResolvedRecipe, as_json: bool) -> None:
 
 
 def _worker_args(recipe: str, seed: Optional[int], seeds: Optional[str], out: Path, device: str,
-                 data_dir: Optional[Path], overrides: Optional[list[str]], resume: bool, data_workers: int) -> list[str]:
+                 data_dir: Optional[Path], overrides: Optional[list[str]], resume: bool,
+                 data_workers: int) -> list[str]:
     """The ``ltrank`` arguments every process started by ``--nproc`` runs (the same command, without it)."""
     args = ["train", "--recipe", recipe, "--out", str(out), "--device", device, "--data-workers", str(data_workers)]
     if seed is not None:

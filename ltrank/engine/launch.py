@@ -124,7 +124,8 @@ def launch(nproc: int, args: Sequence[str]) -> tuple[int, Optional[str]]:
         rank, failure = exc.get_first_failure()
         if failure.exitcode in (1, 2):
             return failure.exitcode, None
-        how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
+        code = failure.exitcode
+        how = f"was killed by {failure.signal_name()}" if code < 0 else f"exited with code {code}"
         return 1, f"the process of rank {rank} {how}; see its output above"
     except SignalException:
         return 1, None  # the ranks were told to stop and said so themselves

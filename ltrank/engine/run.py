@@ -45,9 +45,16 @@ import torch
 
 from ltrank.data import DatasetConfig, LongTailedData
 from ltrank.data.longtail import measured_ratio
+from ltrank.distributed import (
+    all_gather_objects,
+    broadcast_object,
+    on_every_rank,
+    on_rank0,
+    raised_together,
+    rank,
+    world_size,
+)
 from ltrank.engine import checkpoint as ckpt
-from ltrank.distributed import all_gather_objects, broadcast_object, on_every_rank, on_rank0, rank, \
-    raised_together, world_size
 from ltrank.engine.capped import capped_warnings
 from ltrank.engine.device import device_label
 from ltrank.engine.events import Callback, Notice, RunEnded, RunStarted, ignore
