@@ -2,9 +2,10 @@
 
 Conventions (docs/distributed.md):
 
-* torch.distributed is the engine (launched by torchrun); nothing here creates a process group.
-  When it is not initialised, or has one process, every helper is the identity: single-process
-  code paths are unchanged.
+* torch.distributed is the engine (launched by torchrun); nothing here creates a process group
+  (``ltrank train`` joins the one torchrun describes: :mod:`ltrank.engine.launch`). When it is
+  not initialised, or has one process, every helper is the identity: single-process code paths
+  are unchanged.
 * Every rank holds an equal slice of the global batch (``batch_size / world_size`` rows, rank 0
   first). A loss that couples the rows of a batch (a ranking, a normaliser, a softmax over the
   batch) calls :func:`global_batch` and computes its single-process formula on the global batch.
@@ -13,16 +14,24 @@ Conventions (docs/distributed.md):
   of the ranks (sum / world_size), every parameter holds exactly the single-process gradient.
 * No collective runs inside backward for :func:`global_batch`: the rows of the other ranks are
   detached copies, and each rank differentiates the same global loss.
+* Decisions that must be the same on every rank (skip a run, refuse a folder, a bad input on
+  one rank) go through :func:`on_rank0` or :func:`on_every_rank`: every rank then returns the
+  same value or raises the same error, and the error is marked (:func:`shown_by_rank0`) so that
+  only rank 0 shows it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
 
-from ltrank.errors import LtrankError
+from ltrank.errors import LtrankError, RunFailed
+
+T = TypeVar("T")
 
 
 def is_distributed() -> bool:
@@ -177,3 +186,111 @@ def gather_shards(local: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(padded) for _ in range(size)]
     dist.all_gather(parts, padded)
     return torch.cat([p[:n] for p, n in zip(parts, counts_int)]).to(local.device)
+
+
+# ----------------------------------------------------------------------------- shared decisions
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's ``obj`` (any picklable object, tensors included) on every rank; ``obj`` when alone."""
+    if world_size() == 1:
+        return obj
+    box = [obj if rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank; ``[obj]`` when alone."""
+    if world_size() == 1:
+        return [obj]
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when ``flag`` is True on at least one (a collective); ``flag`` when alone."""
+    if world_size() == 1:
+        return flag
+    return bool(all_reduce_max(torch.tensor([int(flag)], dtype=torch.int32)).item())
+
+
+_SHOWN_BY_RANK0 = "_ltrank_shown_by_rank0"
+
+
+def shown_by_rank0(exc: BaseException) -> bool:
+    """True for an error every rank raised together (:func:`on_rank0`, :func:`on_every_rank`):
+    rank 0 shows it, the other ranks only exit with its code."""
+    return bool(getattr(exc, _SHOWN_BY_RANK0, False))
+
+
+def raised_together(exc: BaseException) -> BaseException:
+    """``exc`` marked as raised by every rank together (see :func:`shown_by_rank0`)."""
+    setattr(exc, _SHOWN_BY_RANK0, True)
+    return exc
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """An exception as it travels between ranks: its rank, kind and one-line message."""
+
+    rank: int
+    kind: str  # "user" (LtrankError), "run" (RunFailed) or "other"
+    message: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> "_Failure":
+        kind = "user" if isinstance(exc, LtrankError) else "run" if isinstance(exc, RunFailed) else "other"
+        if kind != "other":
+            return cls(rank(), kind, str(exc))
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return cls(rank(), kind, f"{type(exc).__name__}: {first}".rstrip(": "))
+
+    def rebuilt(self) -> BaseException:
+        if self.kind == "user":
+            return raised_together(LtrankError(self.message))
+        if self.kind == "run":
+            return raised_together(RunFailed(self.message))
+        return raised_together(RunFailed(f"rank {self.rank} failed: {self.message}"))
+
+
+def _attempt(fn: Callable[[], T]) -> tuple[Optional[T], Optional[Exception]]:
+    try:
+        return fn(), None
+    except Exception as exc:  # every kind travels to the other ranks, so that none waits forever
+        return None, exc
+
+
+def on_rank0(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on rank 0 alone; every rank returns its result, or raises its error.
+
+    For what one process decides for all (the run folder's rules, its lock, reading a
+    checkpoint): the result is broadcast (it must pickle). Rank 0 re-raises the original
+    exception, the others an :class:`LtrankError` or :class:`RunFailed` with the same message;
+    all are marked :func:`shown_by_rank0`. ``fn`` must run no collective. Alone: ``fn()``.
+    """
+    if world_size() == 1:
+        return fn()
+    value, error = _attempt(fn) if rank() == 0 else (None, None)
+    failure, value = broadcast_object((None if error is None else _Failure.of(error), value))
+    if failure is None:
+        return value
+    raise (raised_together(error) if error is not None else failure.rebuilt())
+
+
+def on_every_rank(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on every rank; an error on any rank is raised on every rank.
+
+    For work each rank does for itself that can fail (loading its data, building its model):
+    without this, the ranks that succeed would wait forever for the one that failed. The first
+    failing rank's error (in rank order) is raised everywhere: as itself on that rank, as an
+    :class:`LtrankError` or :class:`RunFailed` with its message elsewhere, all marked
+    :func:`shown_by_rank0`. ``fn`` must run no collective. Alone: ``fn()``.
+    """
+    if world_size() == 1:
+        return fn()
+    value, error = _attempt(fn)
+    failures = all_gather_objects(None if error is None else _Failure.of(error))
+    first = next((f for f in failures if f is not None), None)
+    if first is None:
+        return value  # type: ignore[return-value]
+    raise (raised_together(error) if error is not None and first.rank == rank() else first.rebuilt())

@@ -28,9 +28,9 @@ from ltrank.groups import SchemeName
 #: results are shown, not what is computed. (``data.source`` stays in: a different npz file or
 #: folder is different data.)
 HASH_EXCLUDED = (("train", "init_from"), ("description",), ("eval", "groups"), ("train", "compile"))
-#: Keys added after runs were recorded: left out of the hash while unset, so that adding them
-#: changed no existing config hash.
-HASH_EXCLUDED_WHEN_UNSET = (("eval", "max_batches"),)
+#: Keys added after runs were recorded, with their default: left out of the hash while they hold
+#: it, so that adding them changed no existing config hash.
+HASH_EXCLUDED_WHEN_DEFAULT = ((("eval", "max_batches"), None), (("train", "sync_bn"), False))
 
 
 class _Section(BaseModel):
@@ -117,6 +117,11 @@ class TrainConfig(_Section):
     compile: bool = Field(
         False, description="run the model through torch.compile (CUDA fast path; speed only, not part of the config "
         "hash: results agree with eager mode up to float rounding)",
+    )
+    sync_bn: bool = Field(
+        False, description="with several processes (torchrun), BatchNorm statistics over the global batch instead of "
+        "each process's slice, so that N processes train as one (docs/distributed.md); one process computes the "
+        "same either way. Part of the config hash when true",
     )
 
     @field_validator("milestones")
@@ -368,13 +373,14 @@ def _resolve_loss(loss: LossConfig, where: str) -> LossConfig:
 # ------------------------------------------------------------------------------------ hashing
 def config_hash(resolved: dict[str, Any], length: int = 12) -> str:
     """sha256 of the canonical JSON of a resolved recipe without :data:`HASH_EXCLUDED` keys (and
-    :data:`HASH_EXCLUDED_WHEN_UNSET` keys that are None), as short hex."""
+    :data:`HASH_EXCLUDED_WHEN_DEFAULT` keys that hold their default), as short hex."""
     data = json.loads(json.dumps(resolved))
-    for keys, unset_only in [(k, False) for k in HASH_EXCLUDED] + [(k, True) for k in HASH_EXCLUDED_WHEN_UNSET]:
+    unset = object()
+    for keys, default in [(k, unset) for k in HASH_EXCLUDED] + list(HASH_EXCLUDED_WHEN_DEFAULT):
         node = data
         for key in keys[:-1]:
             node = node.get(key, {})
-        if not unset_only or node.get(keys[-1]) is None:
+        if default is unset or node.get(keys[-1], default) == default:
             node.pop(keys[-1], None)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:length]

@@ -45,6 +45,8 @@ class Environment(_Strict):
     torch: str = Field(..., description="torch version")
     python: str = Field(..., description="Python version")
     device: str = Field(..., description="device the run trained on, e.g. 'cpu' or 'cuda:0 (NVIDIA H100)'")
+    processes: int = Field(1, ge=1, description="data-parallel processes (torchrun) of the last session of the run; "
+                           "device names rank 0's")
     git_sha: Optional[str] = Field(
         None, description="commit of ltrank's code: its git checkout, or the clone it was built from (pip install .)")
     git_sha_note: Optional[str] = Field(None, description="why git_sha is absent, when it is")
@@ -232,8 +234,9 @@ def _git_sha(package: Optional[Path] = None) -> tuple[Optional[str], Optional[st
         return None, f"{baked} is unreadable"
 
 
-def collect_environment(device: str, plugins: Iterable[str] = ()) -> Environment:
-    """The :class:`Environment` of this process; ``plugins`` are 'dist version' strings."""
+def collect_environment(device: str, plugins: Iterable[str] = (), processes: int = 1) -> Environment:
+    """The :class:`Environment` of this process; ``plugins`` are 'dist version' strings, ``processes``
+    the number of data-parallel processes training together."""
     import torch
 
     import ltrank
@@ -244,6 +247,7 @@ def collect_environment(device: str, plugins: Iterable[str] = ()) -> Environment
         torch=torch.__version__,
         python=platform.python_version(),
         device=device,
+        processes=processes,
         git_sha=sha,
         git_sha_note=sha_note,
         plugins=sorted(plugins),

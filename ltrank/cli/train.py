@@ -1,14 +1,21 @@
 """`ltrank train`: run a recipe for one or more seeds, with progress bars in a terminal and one
-line per epoch anywhere else."""
+line per epoch anywhere else.
+
+Under torchrun (``torchrun --nproc-per-node N -m ltrank train ...``, or ``ltrank train --nproc
+N``, which runs torchrun's launcher) every process runs this command: each checks its arguments,
+joins the process group and trains its slice of every batch. Rank 0 alone prints; the other
+ranks exit with the same code, silently, when rank 0 says why (docs/distributed.md).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from collections.abc import Callable
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -35,8 +42,14 @@ from ltrank.engine.events import (
     PassProgress,
     RunStarted,
 )
-from ltrank.errors import LtrankError
+from ltrank.errors import LtrankError, RunFailed
 from ltrank.text import count, plural
+
+if TYPE_CHECKING:
+    import torch
+
+    from ltrank.engine.launch import Place
+    from ltrank.recipe import ResolvedRecipe
 
 
 #: Decoding processes for streamed sources (in-memory CIFAR uses none): most of the cores, at most 8.
@@ -187,35 +200,128 @@ def command(
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the resolved recipe as JSON.")] = False,
     data_workers: Annotated[int, typer.Option("--data-workers", min=0, metavar="N", help="Processes decoding images of a source streamed from disk (ImageNet-LT ...); results do not depend on it.")] = DEFAULT_DATA_WORKERS,
     tensorboard: Annotated[Optional[Path], typer.Option("--tensorboard", metavar="DIR", help="Also write TensorBoard scalars per epoch to DIR/<recipe>/<config hash>/seed<N> (needs ltrank[tensorboard]).")] = None,
+    nproc: Annotated[Optional[int], typer.Option("--nproc", min=1, metavar="N", help="Train with N data-parallel processes on this machine (one per GPU on CUDA), launched by torchrun; train.batch_size stays the global batch. Several machines: run torchrun yourself (README, Scaling out).")] = None,
 ) -> None:
     """Train a recipe (docs/method.md section 3 protocol) and write one run record per seed."""
-    from ltrank.cli.recipe_toml import to_toml
-    from ltrank.engine.device import prepare_backend, resolve_device
+    from ltrank.engine.launch import torchrun_place
+
+    place = torchrun_place()
+    try:
+        resolved, seed_list, torch_device = _checked(recipe, seed, seeds, out, device, overrides, nproc, place)
+        if dry_run:
+            if place is None or place.rank == 0:
+                _print_dry_run(resolved, as_json)
+            return
+    except LtrankError as exc:
+        if place is not None and place.rank != 0:
+            raise typer.Exit(exc.exit_code) from None  # every rank found the same problem; rank 0 says it
+        raise
+    if nproc is not None and nproc > 1:
+        from ltrank.engine.launch import launch
+
+        code, reason = launch(nproc, _worker_args(recipe, seed, seeds, out, device, data_dir, overrides, resume,
+                                                  data_workers, tensorboard))
+        if reason:
+            typer.echo(f"run failed: {reason}", err=True)
+        raise typer.Exit(code)
+    if place is None:
+        _train_seeds(resolved, seed_list, out, torch_device, data_dir, resume, data_workers, tensorboard)
+    else:
+        _train_under_torchrun(resolved, seed_list, out, torch_device, data_dir, resume, data_workers, tensorboard)
+
+
+def _checked(recipe: str, seed: Optional[int], seeds: Optional[str], out: Path, device: str,
+             overrides: Optional[list[str]], nproc: Optional[int],
+             place: Optional[Place]) -> tuple[ResolvedRecipe, list[int], torch.device]:
+    """Everything a real run would refuse before training (also refused by --dry-run): the resolved
+    recipe, the seeds and this process's device. Under torchrun (``place``) every rank finds the same."""
+    from ltrank.data.sharding import local_batch_size
+    from ltrank.engine.device import resolve_device
+    from ltrank.engine.launch import Place, check_nproc, rank_device
     from ltrank.engine.run import run_dir_for
     from ltrank.recipe import load_recipe
     from ltrank.run_folder import check_out_dir
 
     resolved = load_recipe(recipe, overrides or [])
     seed_list = parse_seeds(seed, seeds)
-    # everything a real run would refuse before training, also refused by --dry-run
-    torch_device = resolve_device(device)
+    if place is not None and nproc is not None:
+        raise LtrankError("--nproc starts the processes with torchrun; under torchrun leave --nproc out")
+    if place is not None:
+        torch_device = rank_device(device, place)
+        local_batch_size(resolved.recipe.train.batch_size, place.world_size)
+    elif nproc is not None and nproc > 1:
+        torch_device = rank_device(device, Place(0, nproc, 0))
+        check_nproc(nproc, torch_device, resolved.recipe.train.batch_size)
+    else:
+        torch_device = resolve_device(device)
     check_out_dir(out)
     for s in seed_list:
         run_dir_for(out, resolved, s)
-    if dry_run:
-        if as_json:
-            typer.echo(json.dumps({"recipe": resolved.name, "config_hash": resolved.config_hash,
-                                   "resolved": resolved.as_dict()}, indent=2))
-        else:
-            typer.echo(f"# recipe {resolved.name} ({resolved.source})\n# config hash {resolved.config_hash}\n")
-            typer.echo(to_toml(resolved.as_dict()))
-        return
+    return resolved, seed_list, torch_device
+
+
+def _print_dry_run(resolved: ResolvedRecipe, as_json: bool) -> None:
+    from ltrank.cli.recipe_toml import to_toml
+
+    if as_json:
+        typer.echo(json.dumps({"recipe": resolved.name, "config_hash": resolved.config_hash,
+                               "resolved": resolved.as_dict()}, indent=2))
+    else:
+        typer.echo(f"# recipe {resolved.name} ({resolved.source})\n# config hash {resolved.config_hash}\n")
+        typer.echo(to_toml(resolved.as_dict()))
+
+
+def _worker_args(recipe: str, seed: Optional[int], seeds: Optional[str], out: Path, device: str,
+                 data_dir: Optional[Path], overrides: Optional[list[str]], resume: bool,
+                 data_workers: int, tensorboard: Optional[Path]) -> list[str]:
+    """The ``ltrank`` arguments every process started by ``--nproc`` runs (the same command, without it)."""
+    args = ["train", "--recipe", recipe, "--out", str(out), "--device", device, "--data-workers", str(data_workers)]
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    if seeds is not None:
+        args += ["--seeds", seeds]
+    if data_dir is not None:
+        args += ["--data-dir", str(data_dir)]
+    for override in overrides or []:
+        args += ["--set", override]
+    if resume:
+        args.append("--resume")
+    if tensorboard is not None:
+        args += ["--tensorboard", str(tensorboard)]
+    return args
+
+
+def _train_under_torchrun(resolved: ResolvedRecipe, seed_list: list[int], out: Path, torch_device: torch.device,
+                          data_dir: Optional[Path], resume: bool, data_workers: int,
+                          tensorboard: Optional[Path]) -> None:
+    """Join torchrun's process group and train; on ranks other than 0, errors that rank 0 shows are not repeated."""
+    from ltrank.distributed import rank, shown_by_rank0
+    from ltrank.engine.launch import process_group
+
+    with process_group(torch_device):
+        me = rank()
+        try:
+            _train_seeds(resolved, seed_list, out, torch_device, data_dir, resume, data_workers, tensorboard)
+        except (LtrankError, RunFailed) as exc:
+            if me != 0 and shown_by_rank0(exc):
+                raise typer.Exit(exc.exit_code) from None
+            raise
+
+
+def _train_seeds(resolved: ResolvedRecipe, seed_list: list[int], out: Path, torch_device: torch.device,
+                 data_dir: Optional[Path], resume: bool, data_workers: int, tensorboard: Optional[Path]) -> None:
+    """Train every seed in this process (one of several under torchrun: rank 0 alone prints and
+    writes TensorBoard scalars)."""
+    from ltrank.distributed import on_every_rank, rank
+    from ltrank.engine.device import prepare_backend
+    from ltrank.engine.events import ignore
     from ltrank.engine.feeds import load_training_data
-    from ltrank.engine.run import train_one
+    from ltrank.engine.run import run_dir_for, train_one
 
     prepare_backend(torch_device)
+    lead = rank() == 0
     board = None
-    if tensorboard is not None:
+    if tensorboard is not None and lead:
         from ltrank.engine.tensorboard import TensorBoardScalars, require_tensorboard
 
         require_tensorboard()  # a missing extra is one line before any work
@@ -227,12 +333,14 @@ def command(
     for s in seed_list:
         if data is None:
             start = time.perf_counter()
-            data = load_training_data(resolved.recipe.data, data_dir)
+            data = on_every_rank(lambda: load_training_data(resolved.recipe.data, data_dir))
             data_seconds = time.perf_counter() - start
-        with ProgressView(console) as view:
-            callback = view if board is None else _both(view, board(resolved, s))
+        with ProgressView(console) if lead else nullcontext(ignore) as view:
+            callback = view if board is None or not lead else _both(view, board(resolved, s))
             record = train_one(resolved, seed=s, out=out, device=torch_device, data=data, resume=resume,
                                callback=callback, data_seconds=data_seconds, workers=data_workers)
+        if not lead:
+            continue
         run_dir = run_dir_for(out, resolved, s)
         if record is None:
             typer.echo(f"seed {s}: already finished, skipped ({run_dir})")
@@ -240,4 +348,3 @@ def command(
         final, best = record.final, record.best
         typer.echo(f"seed {s}: top-1 {final.top1:.2f}% after epoch {final.epoch} "
                    f"(best {best.top1:.2f}% at epoch {best.epoch}) -> {run_dir}")
-

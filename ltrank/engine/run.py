@@ -18,6 +18,14 @@ checked before the record is created, so bad input leaves nothing behind. A chec
 record are written together after every epoch with signals held off, so they always agree on the
 last finished epoch; a run killed with SIGKILL between the two writes is reconciled from the
 checkpoint when it is resumed, and temp files of a killed write are removed then.
+
+With several processes (torchrun; docs/distributed.md) every rank calls :func:`train_one`.
+Rank 0 alone holds the folder's lock, reads and writes the record, the checkpoints and
+``error.log``, and reports events; what it decides before training (skip a finished seed,
+refuse a folder, the checkpoint to continue from) is shared with the other ranks
+(:func:`ltrank.distributed.on_rank0`), and a failure of any rank while preparing fails every
+rank (:func:`ltrank.distributed.on_every_rank`). Stops and divergence are decided together by
+the trainer, so every rank ends the same way; each returns the same record.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -37,6 +45,15 @@ import torch
 
 from ltrank.data import DatasetConfig, LongTailedData
 from ltrank.data.longtail import measured_ratio
+from ltrank.distributed import (
+    all_gather_objects,
+    broadcast_object,
+    on_every_rank,
+    on_rank0,
+    raised_together,
+    rank,
+    world_size,
+)
 from ltrank.engine import checkpoint as ckpt
 from ltrank.engine.capped import capped_warnings
 from ltrank.engine.device import device_label
@@ -56,7 +73,7 @@ from ltrank.records import (
     now_iso,
     write_record,
 )
-from ltrank.run_folder import Existing, RunFolder, check_out_dir, resolve_init_from, run_dir
+from ltrank.run_folder import Existing, InitChoice, RunFolder, check_out_dir, resolve_init_from, run_dir
 from ltrank.text import plural
 
 
@@ -86,19 +103,29 @@ class StopRequest:
     """Turns SIGINT/SIGTERM into a flag the trainer polls between batches.
 
     Installed only in the main thread (Python delivers signals there). While :meth:`holding`
-    is active (a checkpoint + record write) even a second signal only sets the flag.
+    is active (a checkpoint + record write) even a second signal only sets the flag. The same
+    signal again within :data:`ECHO_SECONDS` is the same request: under torchrun a Ctrl-C
+    reaches each process from the terminal and once more from the launcher, which forwards it.
     """
+
+    ECHO_SECONDS = 1.0
 
     def __init__(self) -> None:
         self.signal_name: Optional[str] = None
         self._critical = 0
         self._saved: dict[int, object] = {}
+        self._first: tuple[int, float] = (0, 0.0)  # signal number and time of the first request
 
     def __call__(self) -> bool:
         return self.signal_name is not None
 
     def _handle(self, signum: int, frame: object) -> None:
         first = self.signal_name is None
+        now = time.monotonic()
+        if first:
+            self._first = (signum, now)
+        elif self._first[0] == signum and now - self._first[1] < self.ECHO_SECONDS:
+            return  # the launcher's copy of the first request
         self.signal_name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         if not first and not self._critical:
             raise KeyboardInterrupt  # asked twice: stop now (the last checkpoint stays valid)
@@ -140,39 +167,65 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
     Raises :class:`~ltrank.errors.LtrankError` (nothing written) for problems found before
     training starts, and :class:`~ltrank.errors.RunFailed` when a started run diverges, fails or
     is interrupted; its record then says so and the checkpoint of the last good epoch stays.
+    In a torch.distributed process group every rank calls it (see the module docstring);
+    ``callback`` is called on rank 0 only.
     """
     folder = RunFolder(run_dir_for(out, recipe, seed))
-    check_out_dir(out)
-    existing = folder.inspect(resume, load=False)
+    if rank() != 0:
+        callback = ignore  # rank 0 alone reports
+
+    def first_look() -> Optional[Existing]:
+        check_out_dir(out)
+        return folder.inspect(resume, load=False)
+
+    existing = on_rank0(first_look)
     if existing is None:
         return None
     start = time.perf_counter()
     if data is None:
-        data = load_training_data(recipe.recipe.data, data_dir)
+        data = on_every_rank(lambda: load_training_data(recipe.recipe.data, data_dir))
         data_seconds = time.perf_counter() - start
     info = data_info(recipe.recipe.data, data)
     warnings = [] if isinstance(data, LongTailedData) else list(data.warnings)
-    _check_same_data(existing, info, folder.path)
-    init = None
-    if not existing.has_checkpoint and recipe.recipe.train.init_from:
+    _check_ranks_same_data(info)
+    on_rank0(lambda: _check_same_data(existing, info, folder.path))
+
+    def initial_model() -> tuple[Optional[InitChoice], Optional[dict[str, torch.Tensor]]]:
+        if existing.has_checkpoint or not recipe.recipe.train.init_from:
+            return None, None
         init = resolve_init_from(recipe.recipe.train.init_from, out, seed, recipe.overrides,
                                  recipe_dir=Path(recipe.source).parent)
-    init_model = ckpt.load_checkpoint(init.checkpoint)["model"] if init is not None else None
-    stop = StopRequest()
-    trainer = Trainer(recipe.recipe, data, seed=seed, device=device, callback=callback, init_model=init_model,
-                      init_source=init.source if init is not None else None, should_stop=stop, workers=workers)
+        return init, ckpt.load_checkpoint(init.checkpoint)["model"]
 
-    with folder.lock():
-        for orphan in folder.clean_orphans():
-            callback(Notice(f"removed {orphan.name}, left by a write that was killed half-way"))
-        locked = folder.inspect(resume)  # what another process may have done since the first look
+    init, init_model = on_rank0(initial_model)
+    stop = StopRequest()
+    trainer = on_every_rank(lambda: Trainer(recipe.recipe, data, seed=seed, device=device, callback=callback,
+                                            init_model=init_model, init_source=init.source if init else None,
+                                            should_stop=stop, workers=workers))
+
+    with ExitStack() as held:
+        def take_folder() -> Optional[Existing]:
+            held.enter_context(folder.lock())
+            for orphan in folder.clean_orphans():
+                callback(Notice(f"removed {orphan.name}, left by a write that was killed half-way"))
+            locked = folder.inspect(resume)  # what another process may have done since the first look
+            if locked is None:
+                return None
+            if locked.has_checkpoint != existing.has_checkpoint:
+                raise LtrankError(f"{folder.path} changed while this run was starting; run the command again")
+            if locked.checkpoint is not None:
+                _check_same_run(locked.checkpoint, seed, recipe.config_hash, folder.path)
+            return locked
+
+        locked = on_rank0(take_folder)  # rank 0 holds the lock until the run ends
         if locked is None:
             return None
-        if locked.has_checkpoint != existing.has_checkpoint:
-            raise LtrankError(f"{folder.path} changed while this run was starting; run the command again")
         if locked.checkpoint is not None:
-            _check_same_run(locked.checkpoint, seed, recipe.config_hash, folder.path)
-            trainer.load_state_dict(locked.checkpoint)
+            on_every_rank(lambda: trainer.load_state_dict(locked.checkpoint))
+            before = int(locked.checkpoint.get("world_size", 1))
+            if before != world_size():
+                callback(Notice(f"continuing a run checkpointed by {plural(before, 'process', 'processes')} with "
+                                f"{world_size()}: the global batches are the same (docs/distributed.md)"))
         if init is not None:
             src = init.source
             epochs = "epochs unknown" if src.epochs is None else plural(src.epochs, "epoch")
@@ -190,20 +243,23 @@ def train_one(recipe: ResolvedRecipe, *, seed: int, out: Path, device: torch.dev
 def _run(recipe: ResolvedRecipe, seed: int, device: torch.device, trainer: Trainer, folder: RunFolder,
          existing: Existing, info: DataInfo, warnings: list[str], init, stop: StopRequest, callback: Callback,
          start: float, data_seconds: float) -> RunRecord:
-    """Train under the lock; every ending is recorded here and nowhere else."""
+    """Train under the lock; every ending is recorded here and nowhere else (by rank 0)."""
+    writes = rank() == 0  # rank 0 alone writes the record, the checkpoints and error.log
     previous = existing.record
     record = RunRecord(
         status="running", recipe_name=recipe.name, recipe=recipe.as_dict(), config_hash=recipe.config_hash,
-        seed=seed, environment=collect_environment(device_label(device), _plugins_used(recipe)), data=info,
-        init_from=init.source if init is not None else (previous.init_from if previous else None),
+        seed=seed, environment=collect_environment(device_label(device), _plugins_used(recipe), world_size()),
+        data=info, init_from=init.source if init is not None else (previous.init_from if previous else None),
         warnings=warnings + capped_warnings(recipe.recipe),
         started_at=previous.started_at if previous else now_iso(),
-    )
+    ) if writes else None
     base_seconds = previous.timings.total_seconds if previous else 0.0
     base_data = previous.timings.data_seconds if previous else 0.0
 
-    def update(status: str, reason: Optional[str] = None) -> RunRecord:
+    def update(status: str, reason: Optional[str] = None) -> Optional[RunRecord]:
         nonlocal record
+        if record is None:
+            return None
         p = trainer.state
         record = record.model_copy(update={
             "status": status,
@@ -223,17 +279,20 @@ def _run(recipe: ResolvedRecipe, seed: int, device: torch.device, trainer: Train
         return record
 
     def save(t: Trainer) -> None:
+        if not writes:
+            return
         with stop.holding():  # checkpoint and record are written together, never half
             ckpt.save_checkpoint(folder.checkpoint_path, {**t.state_dict(), "config_hash": recipe.config_hash})
             update("running")
 
-    def ended(status: str, reason: str) -> RunFailed:
+    def ended(status: str, reason: str, together: bool = True) -> RunFailed:
         update(status, reason)
         best = trainer.state.best
         callback(RunEnded(seed, status, None, best and best["top1"], best and best["epoch"], reason))
         epoch = trainer.state.epoch
         kept = f"the checkpoint of epoch {epoch} is kept" if epoch else "no epoch finished"
-        return RunFailed(f"{reason} ({folder.path}); {kept}")
+        failed = RunFailed(f"{reason} ({folder.path}); {kept}")
+        return raised_together(failed) if together and world_size() > 1 else failed
 
     update("running")
     callback(RunStarted(seed, trainer.state.epoch + 1, trainer.total_epochs, trainer.batches_per_epoch,
@@ -241,23 +300,26 @@ def _run(recipe: ResolvedRecipe, seed: int, device: torch.device, trainer: Train
     try:
         with stop.installed():
             trainer.fit(on_epoch_end=save)
-    except Diverged as exc:
+    except Diverged as exc:  # with several processes, decided by all ranks together
         raise ended("diverged", f"{exc}; lower train.lr or check the loss") from None
     except (Interrupted, KeyboardInterrupt):
-        how = stop.signal_name or "Ctrl-C"
+        how = stop.signal_name or ("a stop request of another process" if world_size() > 1 else "Ctrl-C")
         raise ended("interrupted", f"interrupted after epoch {trainer.state.epoch} ({how}); "
                                    "continue it with the same command plus --resume") from None
     except Exception as exc:  # anything else: recorded as failed, traceback to error.log
-        _log_traceback(folder.error_log_path, exc)
+        if writes:
+            _log_traceback(folder.error_log_path, exc)
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         cause = message if isinstance(exc, LtrankError) else f"{type(exc).__name__}: {message}".rstrip(": ")
-        raise ended("failed", f"failed in epoch {trainer.state.epoch + 1}: {cause}; traceback in "
-                              f"{folder.error_log_path.name}; fix the cause, then continue with --resume") from None
+        where = "" if world_size() == 1 else f"rank {rank()} "  # the other ranks may have failed on their own
+        log = f"traceback in {folder.error_log_path.name}; " if writes else ""
+        raise ended("failed", f"{where}failed in epoch {trainer.state.epoch + 1}: {cause}; {log}fix the cause, "
+                              "then continue with --resume", together=False) from None
     final = update("finished")
     state = trainer.state
     callback(RunEnded(seed, "finished", state.final and state.final["top1"], state.best and state.best["top1"],
                       state.best and state.best["epoch"], None))
-    return final
+    return broadcast_object(final)  # the same record on every rank
 
 
 def _skipped(trainer: Trainer, previous: Optional[RunRecord]) -> Optional[SkippedImages]:
@@ -286,6 +348,15 @@ def _check_same_data(existing: Existing, info: DataInfo, run_dir: Path) -> None:
             f"{run_dir}: the data found now (fingerprint {info.fingerprint}) is not the data this run trained on "
             f"({existing.record.data.fingerprint}); point --data-dir at the original data, or start a new run elsewhere"
         )
+
+
+def _check_ranks_same_data(info: DataInfo) -> None:
+    """Every rank must train on the same data (each node reads its own copy): compared by fingerprint."""
+    prints = all_gather_objects(info.fingerprint)
+    if len(set(prints)) > 1:
+        seen = ", ".join(f"rank {r}: {fp}" for r, fp in enumerate(prints))
+        raise raised_together(LtrankError(
+            f"the processes found different training data ({seen}); give every node the same data (--data-dir)"))
 
 
 def _check_same_run(state: dict, seed: int, config_hash: str, run_dir: Path) -> None:

@@ -13,6 +13,12 @@ epoch is abandoned, so the last checkpoint stays the last good one. A recipe who
 is post-hoc (tau-norm, logit-adjust, ncm) trains 0 epochs: :meth:`Trainer.fit` applies the
 adjustment to the model it starts from and evaluates that once (metrics of "epoch 0").
 
+With several processes (torchrun, docs/distributed.md) every rank runs this loop on its slice
+of the same global batches; the differences live in :mod:`ltrank.engine.parallel` and are
+called at marked places: the DDP wrapper per phase, divergence and stop decided together,
+the epoch's totals summed over the ranks, rank 0's buffers shared at epoch ends, and sharded
+evaluation gathered into one prediction vector.
+
 The trainer only trains: the run folder, its record and lock, signals and every way a run ends
 belong to :mod:`ltrank.engine.run`.
 """
@@ -30,6 +36,8 @@ import numpy as np
 import torch
 
 from ltrank.data.batches import num_batches
+from ltrank.data.sharding import local_batch_size
+from ltrank.distributed import any_rank, gather_shards, rank, world_size
 from ltrank.engine import checkpoint as ckpt
 from ltrank.engine.components import (
     build_model,
@@ -41,7 +49,7 @@ from ltrank.engine.components import (
     prepare_phase,
 )
 from ltrank.engine.device import autocast_for, place_model, to_model_layout
-from ltrank.engine.evaluation import evaluate_batches
+from ltrank.engine.evaluation import accuracy, predict_batches
 from ltrank.engine.feeds import Caps, Sharding, TrainingData, full_batches, make_feed
 from ltrank.engine.events import (
     BatchEnded,
@@ -56,6 +64,7 @@ from ltrank.engine.events import (
     PassProgress,
     ignore,
 )
+from ltrank.engine.parallel import batch_verdict, data_parallel, epoch_totals, prepare_model, share_buffers
 from ltrank.engine.phases import Phase, lr_at, phase_at, phases
 from ltrank.errors import LtrankError
 from ltrank.losses.base import EpochContext
@@ -67,8 +76,10 @@ from ltrank.records import InitSource
 class Diverged(Exception):
     """The loss or the logits became NaN or infinite; the epoch was abandoned."""
 
-    def __init__(self, epoch: int, batch: int, value: float) -> None:
+    def __init__(self, epoch: int, batch: int, value: float, elsewhere: bool = False) -> None:
         what = f"loss became {value}" if not np.isfinite(value) else f"logits became non-finite (loss {value:.4g})"
+        if elsewhere:  # distributed: this process's numbers were fine
+            what = "the loss or the logits of another process became non-finite"
         super().__init__(f"{what} at epoch {epoch}, batch {batch}")
         self.epoch, self.batch, self.value = epoch, batch, value
 
@@ -106,13 +117,19 @@ class Trainer:
                  callback: Callback = ignore, init_model: Optional[dict[str, torch.Tensor]] = None,
                  init_source: Optional[InitSource] = None,
                  should_stop: Callable[[], bool] = lambda: False, workers: int = 0,
-                 sharding: Sharding = Sharding()) -> None:
+                 sharding: Optional[Sharding] = None) -> None:
         """``data`` is held in memory or streamed from disk (:mod:`ltrank.engine.feeds`; ``workers``
         decoding processes for a streamed source). ``should_stop`` is polled after every batch;
         when it returns True the trainer raises :class:`Interrupted` (the run lifecycle sets it
         from signal handlers). ``init_source`` describes the run ``init_model`` comes from (a
-        post-hoc logit adjustment reads its ``logit_scale``)."""
+        post-hoc logit adjustment reads its ``logit_scale``). ``sharding``: this process's place
+        among the data-parallel processes, by default that of the torch.distributed process group
+        (one process when there is none); ``recipe.train.batch_size`` stays the global batch and
+        must split evenly over them (else :class:`LtrankError`)."""
+        sharding = Sharding(world_size(), rank()) if sharding is None else sharding
+        local_batch_size(recipe.train.batch_size, sharding.world_size)
         self.recipe, self.data, self.seed, self.device, self.callback = recipe, data, seed, device, callback
+        self.sharding = sharding
         self.should_stop = should_stop
         self.total_epochs = recipe.train.epochs
         self.phases = phases(recipe.train)
@@ -127,6 +144,7 @@ class Trainer:
             self._load_init(init_model)
         place_model(self.model, device)
         check_backbone_input(self.model, self.feed.image_shape, data.num_classes, recipe.model.backbone)
+        self.model = prepare_model(self.model, recipe.train.sync_bn)  # distributed: synchronised BatchNorm
         # the training forward may be compiled (speed only); state dicts, evaluation and hooks use the model itself
         self.forward = torch.compile(self.model) if recipe.train.compile else self.model
         self.losses = build_phase_losses(recipe, self.phases, data.class_counts)
@@ -183,6 +201,7 @@ class Trainer:
         p = self.state
         return {
             "seed": self.seed,
+            "world_size": self.sharding.world_size,  # a resume may use another (checkpoints are at epoch ends)
             "epoch": p.epoch,
             # a post-hoc run trains no phase: its checkpoint is of its one (post-hoc) phase
             "phase": self.phase.index if self.phase is not None else self.phases[-1].index,
@@ -227,7 +246,7 @@ class Trainer:
     def fit(self, on_epoch_end: Callable[["Trainer"], None] = lambda trainer: None) -> TrainState:
         """Train from ``state.epoch + 1`` to the last epoch."""
         for epoch in range(self.state.epoch + 1, self.total_epochs + 1):
-            if self.should_stop():
+            if any_rank(self.should_stop()):  # distributed: all ranks stop, or none
                 raise Interrupted(epoch, 0)
             self._enter_phase(epoch)
             start = time.perf_counter()
@@ -280,6 +299,13 @@ class Trainer:
         if self._pending_optimizer_state is not None:
             self.optimizer.load_state_dict(self._pending_optimizer_state)
             self._pending_optimizer_state = None
+        self._wrap_for_phase()
+
+    def _wrap_for_phase(self) -> None:
+        """Distributed: the training forward is DDP over the parameters this phase trains."""
+        if self.sharding.world_size > 1:
+            wrapped = data_parallel(self.model, self.device)
+            self.forward = torch.compile(wrapped) if self.recipe.train.compile else wrapped
 
     def _batches(self, epoch: int):
         """This epoch's augmented training batches, in shuffled or class-aware order."""
@@ -339,14 +365,22 @@ class Trainer:
             bad_logits |= ~torch.isfinite(detached).all()
             correct += (detached.argmax(dim=1) == y).sum()
             seen += len(y)
+            alone = self.sharding.world_size == 1
             if b % sync_every == 0 or b == batches:
                 last = value.item()
-                if not torch.isfinite(loss_sum).item() or bad_logits.item():
-                    raise Diverged(epoch, b, last if not np.isfinite(last) else float(loss_sum.item()))
+                # distributed: one rank's NaN or stop request stops every rank at this batch
+                diverged, stop = batch_verdict(loss_sum, bad_logits, False if alone else self.should_stop())
+                if diverged:
+                    mine = not (torch.isfinite(loss_sum).item() and np.isfinite(last)) or bool(bad_logits.item())
+                    raise Diverged(epoch, b, last if not np.isfinite(last) else float(loss_sum.item()), not mine)
                 self.callback(BatchEnded(epoch, b, batches, last))
-            if self.should_stop():
+                if stop:
+                    raise Interrupted(epoch, b)
+            if alone and self.should_stop():
                 raise Interrupted(epoch, b)
-        return loss_sum.item() / batches, 100.0 * correct.item() / max(seen, 1), lr
+        share_buffers(self.model)  # distributed: rank 0's BatchNorm statistics on every rank
+        total_loss, total_correct, total_seen = epoch_totals(loss_sum, correct, seen)
+        return total_loss / batches, 100.0 * total_correct / max(total_seen, 1), lr
 
     def _maybe_evaluate(self, epoch: int) -> Optional[dict[str, Any]]:
         """The test metrics after ``epoch`` (a ``Metrics`` dict) when it is evaluated, else None."""
@@ -369,8 +403,10 @@ class Trainer:
         batches = num_batches(images, batch_size, drop_last=False)
         self.callback(EvalStarted(epoch, images, batches))
         start = time.perf_counter()
-        acc = evaluate_batches(model, self.feed.test_batches(batch_size), self.data.num_classes, self.device,
-                               on_batch=lambda b, n: self.callback(PassProgress(b, n)), total=batches)
+        preds, labels = predict_batches(model, self.feed.test_batches(batch_size), self.device,
+                                        on_batch=lambda b, n: self.callback(PassProgress(b, n)), total=batches)
+        # distributed: each rank predicted its shard; every rank scores the whole test set
+        acc = accuracy(gather_shards(preds), gather_shards(labels), self.data.num_classes)
         metrics = make_metrics(epoch, acc.per_class, self.data.class_counts, top1=acc.top1).model_dump(mode="json")
         self.callback(EvalEnded(epoch, metrics["top1"], time.perf_counter() - start))
         return metrics
