@@ -1,0 +1,161 @@
+"""The SLURM executor, through submitit (``pip install 'ltrank[slurm]'``); no scheduler of our own.
+
+Each batch of ready runs is submitted as one SLURM job array, one job per run. A job is the
+run's worker process (:func:`ltrank.sweep.worker.train_command`, the same ``ltrank train
+--resume`` a local sweep starts) wrapped in :class:`RunJob`, which submitit checkpoints: when
+SLURM announces a preemption or the time limit (``USR2``, ``signal_delay_s`` before the end),
+the job asks the worker to stop (SIGINT: it records ``interrupted`` with a consistent
+checkpoint) and hands submitit the same run again, which SLURM requeues; the requeued job
+resumes from the checkpoint. The worker ignores ``USR2`` itself (SLURM signals every process
+of the job), so only the job decides how it stops.
+
+``cluster="local"`` runs the same jobs on this machine through submitit's local executor (how
+the tests exercise this path; there is no SLURM here).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ltrank.errors import LtrankError
+from ltrank.sweep.dispatch import Exited
+from ltrank.sweep.plan import RunSpec
+from ltrank.sweep.worker import LOG_FILENAME, last_line, open_log
+
+#: How often a job may be requeued after hitting its time limit (preemptions do not count).
+MAX_TIMEOUT_REQUEUES = 20
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """Resources of every job of the sweep (one run per job)."""
+
+    folder: Path
+    partition: Optional[str] = None
+    time_min: int = 180
+    gpus_per_task: int = 1
+    cpus_per_task: int = 4
+    mem_gb: Optional[float] = None
+    array_parallelism: int = 64
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    signal_delay_s: int = 120
+    cluster: str = "slurm"
+
+
+def _ignore_usr2() -> None:  # runs in the worker between fork and exec; SIG_IGN survives exec
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+
+class RunJob:
+    """One run as a submitit job: starts the worker, waits, returns ``(exit code, last output line)``.
+
+    ``checkpoint`` (called by submitit on USR2) stops the worker cleanly and returns the same
+    run as a new submission, which resumes from the run's checkpoint when requeued.
+    """
+
+    def __init__(self, run: RunSpec, argv: list[str], env: dict[str, str], stop_timeout_s: float = 60.0):
+        self.run = run
+        self.argv = argv
+        self.env = env
+        self.stop_timeout_s = stop_timeout_s
+        self._process: Optional[subprocess.Popen] = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_process"] = None  # a live process does not travel with the pickle
+        return state
+
+    def __call__(self) -> tuple[int, Optional[str]]:
+        log, offset = open_log(self.run, self.argv)
+        with log:
+            self._process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                             env={**os.environ, **self.env}, preexec_fn=_ignore_usr2)
+            code = self._process.wait()
+        return code, last_line(self.run.run_dir / LOG_FILENAME, offset)
+
+    def checkpoint(self) -> Any:
+        """Stop the worker (SIGINT, then kill after ``stop_timeout_s``) and resubmit the same run."""
+        from submitit.helpers import DelayedSubmission
+
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return DelayedSubmission(RunJob(self.run, self.argv, self.env, self.stop_timeout_s))
+
+
+class SlurmExecutor:
+    """Submits runs as SLURM job arrays through submitit and polls their jobs."""
+
+    def __init__(self, options: SlurmOptions, command: Callable[[RunSpec], list[str]], env: dict[str, str]):
+        try:
+            import submitit
+        except ImportError:
+            raise LtrankError("--executor slurm needs submitit: pip install 'ltrank[slurm]'") from None
+        self.command = command
+        self.env = env
+        self.stop_timeout_s = max(10.0, options.signal_delay_s - 30.0)
+        self.executor = submitit.AutoExecutor(folder=options.folder, cluster=options.cluster,
+                                              slurm_max_num_timeout=MAX_TIMEOUT_REQUEUES,
+                                              local_max_num_timeout=MAX_TIMEOUT_REQUEUES)
+        params: dict[str, Any] = dict(
+            name="ltrank-sweep", timeout_min=options.time_min, tasks_per_node=1, nodes=1,
+            cpus_per_task=options.cpus_per_task, gpus_per_node=options.gpus_per_task, mem_gb=options.mem_gb,
+            slurm_partition=options.partition, slurm_array_parallelism=options.array_parallelism,
+            slurm_account=options.account, slurm_qos=options.qos, slurm_signal_delay_s=options.signal_delay_s,
+        )
+        if options.cluster == "local":
+            params["local_signal_delay_s"] = options.signal_delay_s
+        self.executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
+        self.jobs: list[tuple[Any, RunSpec]] = []
+
+    def free_slots(self) -> int:
+        return 1 << 30  # SLURM queues them; --slurm-array-parallelism bounds how many run at once
+
+    def launch(self, runs: Sequence[RunSpec]) -> None:
+        submitted = []
+        with self.executor.batch():
+            for run in runs:
+                submitted.append((self.executor.submit(RunJob(run, self.command(run), self.env, self.stop_timeout_s)),
+                                  run))
+        self.jobs += submitted
+
+    def poll(self) -> list[Exited]:
+        exited = []
+        for job, run in list(self.jobs):
+            if not job.done():
+                continue
+            try:
+                code, line = job.result()
+            except Exception as exc:  # noqa: BLE001 -- submitit reports a failed or cancelled job this way
+                code, line = None, _first_line(exc)
+            exited.append(Exited(run, code, line))
+            self.jobs.remove((job, run))
+        return exited
+
+    def running(self) -> list[tuple[str, RunSpec]]:
+        return [(f"job {job.job_id}", run) for job, run in self.jobs]
+
+    def interrupt(self) -> None:
+        """Cancel the jobs: SLURM sends SIGTERM to their processes, which ``ltrank train`` records as interrupted."""
+        for job, _ in self.jobs:
+            job.cancel(check=False)
+
+    def kill(self) -> None:
+        self.interrupt()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
