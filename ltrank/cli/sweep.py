@@ -114,8 +114,7 @@ def _executor(settings: SweepSettings):  # type: ignore[no-untyped-def]
         qos=s.qos, cluster=s.cluster.value,
     )
     options = WorkerOptions(settings.device, settings.data_dir, settings.overrides, cpus)
-    env = worker_env(options, base={})  # on top of the job's own environment
-    return SlurmExecutor(slurm, lambda run: train_command(run, options), env), 2.0
+    return SlurmExecutor(slurm, lambda run: train_command(run, options), options), 2.0
 
 
 def show_plan(runs: list[RunSpec], settings: SweepSettings, console: Console) -> None:

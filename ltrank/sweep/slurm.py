@@ -15,9 +15,9 @@ the tests exercise this path; there is no SLURM here).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from typing import Any, Optional
 from ltrank.errors import LtrankError
 from ltrank.sweep.dispatch import Exited
 from ltrank.sweep.plan import RunSpec
-from ltrank.sweep.worker import LOG_FILENAME, last_line, open_log
+from ltrank.sweep.worker import LOG_FILENAME, WorkerOptions, last_line, open_log, worker_env
 
 #: How often a job may be requeued after hitting its time limit (preemptions do not count).
 MAX_TIMEOUT_REQUEUES = 20
@@ -60,10 +60,10 @@ class RunJob:
     run as a new submission, which resumes from the run's checkpoint when requeued.
     """
 
-    def __init__(self, run: RunSpec, argv: list[str], env: dict[str, str], stop_timeout_s: float = 60.0):
+    def __init__(self, run: RunSpec, argv: list[str], options: WorkerOptions, stop_timeout_s: float = 60.0):
         self.run = run
         self.argv = argv
-        self.env = env
+        self.options = options
         self.stop_timeout_s = stop_timeout_s
         self._process: Optional[subprocess.Popen] = None
 
@@ -76,8 +76,8 @@ class RunJob:
         log, offset = open_log(self.run, self.argv)
         with log:
             self._process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                             env={**os.environ, **self.env}, preexec_fn=_ignore_usr2)
-            code = self._process.wait()
+                                             env=worker_env(self.options), preexec_fn=_ignore_usr2)
+            code = _wait(self._process)
         return code, last_line(self.run.run_dir / LOG_FILENAME, offset)
 
     def checkpoint(self) -> Any:
@@ -87,24 +87,36 @@ class RunJob:
         process = self._process
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=self.stop_timeout_s)
-            except subprocess.TimeoutExpired:
+            if _wait(process, self.stop_timeout_s) is None:
                 process.kill()
-                process.wait()
-        return DelayedSubmission(RunJob(self.run, self.argv, self.env, self.stop_timeout_s))
+        return DelayedSubmission(RunJob(self.run, self.argv, self.options, self.stop_timeout_s))
+
+
+def _wait(process: subprocess.Popen, timeout_s: Optional[float] = None, step_s: float = 0.2) -> Optional[int]:
+    """Poll until ``process`` exits (its code) or ``timeout_s`` passes (None).
+
+    Not ``Popen.wait``: submitit calls :meth:`RunJob.checkpoint` from a signal handler that
+    interrupts ``__call__`` while it waits, and a blocking ``wait`` there would hold the lock
+    that the handler's own wait needs.
+    """
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while (code := process.poll()) is None:
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        time.sleep(step_s)
+    return code
 
 
 class SlurmExecutor:
     """Submits runs as SLURM job arrays through submitit and polls their jobs."""
 
-    def __init__(self, options: SlurmOptions, command: Callable[[RunSpec], list[str]], env: dict[str, str]):
+    def __init__(self, options: SlurmOptions, command: Callable[[RunSpec], list[str]], worker_options: WorkerOptions):
         try:
             import submitit
         except ImportError:
             raise LtrankError("--executor slurm needs submitit: pip install 'ltrank[slurm]'") from None
         self.command = command
-        self.env = env
+        self.worker_options = worker_options  # the job builds the worker's environment on its node
         self.stop_timeout_s = max(10.0, options.signal_delay_s - 30.0)
         self.executor = submitit.AutoExecutor(folder=options.folder, cluster=options.cluster,
                                               slurm_max_num_timeout=MAX_TIMEOUT_REQUEUES,
@@ -115,8 +127,6 @@ class SlurmExecutor:
             slurm_partition=options.partition, slurm_array_parallelism=options.array_parallelism,
             slurm_account=options.account, slurm_qos=options.qos, slurm_signal_delay_s=options.signal_delay_s,
         )
-        if options.cluster == "local":
-            params["local_signal_delay_s"] = options.signal_delay_s
         self.executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
         self.jobs: list[tuple[Any, RunSpec]] = []
 
@@ -127,8 +137,8 @@ class SlurmExecutor:
         submitted = []
         with self.executor.batch():
             for run in runs:
-                submitted.append((self.executor.submit(RunJob(run, self.command(run), self.env, self.stop_timeout_s)),
-                                  run))
+                job = RunJob(run, self.command(run), self.worker_options, self.stop_timeout_s)
+                submitted.append((self.executor.submit(job), run))
         self.jobs += submitted
 
     def poll(self) -> list[Exited]:
