@@ -61,7 +61,8 @@ def test_the_tables_of_a_dataset_cover_every_method_the_thesis_reports_for_it():
 
 def test_table_numbers_are_looked_up_forgivingly_and_unknown_ones_are_one_line():
     assert get_table("Table 4.12") == get_table(" 4.12") == TABLES["4.12"]
-    with pytest.raises(LtrankError, match=r"unknown thesis table '4\.13' \(did you mean .*'4\.12'\?\); the tables are 4\.1, 4\.2, "):
+    expected = r"unknown thesis table '4\.13' \(did you mean .*'4\.12'\?\); the tables are 4\.1, 4\.2, "
+    with pytest.raises(LtrankError, match=expected):
         get_table("4.13")
 
 

@@ -9,6 +9,7 @@ SIGTERM to a sweep and the rerun, and the submitit (local) executor with a preem
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,11 +25,12 @@ from typer.testing import CliRunner
 
 from ltrank.cli.app import app
 from ltrank.errors import LtrankError
-from ltrank.recipe import load_recipe, recipes_dir, shipped_recipes
+from ltrank.recipe import load_recipe, recipes_dir
 from ltrank.results import RECORD_FILENAME, Status, load_record, write_record
 from ltrank.sweep.dispatch import Exited, StopFlag, run_sweep
 from ltrank.sweep.local import LocalExecutor
-from ltrank.sweep.plan import RunSpec, expand_recipe_args, plan_runs
+from ltrank.sweep.plan import expand_recipe_args, plan_runs
+from ltrank.sweep.spec import RunSpec
 from ltrank.sweep.status import failure_reason, inspect, move_aside, settle
 from ltrank.sweep.worker import LOG_FILENAME, WorkerOptions, threads_per_worker, train_command, worker_env
 
@@ -186,8 +188,10 @@ class FakeExecutor:
         self.active: list[RunSpec] = []
         self.launched: list[RunSpec] = []
         self.most_at_once = 0
-        self.interrupted = False
-        self.stop_after_launch: StopFlag | None = None
+        self.interrupted = self.killed = False
+        self.stop_after_launch: StopFlag | None = None  # request a stop this many times after the first launch
+        self.signals = 1
+        self.stubborn = False  # ignores the interrupt; only kill() ends its runs
 
     def free_slots(self) -> int:
         return self.slots - len(self.active)
@@ -196,13 +200,20 @@ class FakeExecutor:
         self.active += runs
         self.launched += runs
         self.most_at_once = max(self.most_at_once, len(self.active))
+        for run in runs:
+            write_run(run, "running")
         if self.stop_after_launch is not None:
-            self.stop_after_launch.request()
+            for _ in range(self.signals):
+                self.stop_after_launch.request()
 
     def poll(self):
         if not self.active or self.stop_after_launch is not None and not self.interrupted:
             return []
+        if self.stubborn and not self.killed:
+            return []
         run = self.active.pop(0)
+        if self.killed:
+            return [Exited(run, -9, None)]
         status = "interrupted" if self.interrupted else self.plan.get((run.name, run.seed), "finished")
         if status == "crash":  # the worker died before writing a record
             return [Exited(run, -9, "Segmentation fault")]
@@ -216,7 +227,7 @@ class FakeExecutor:
         self.interrupted = True
 
     def kill(self):
-        pass
+        self.killed = True
 
 
 def test_runs_start_in_plan_order_never_more_than_the_slots_and_a_crash_stops_nothing(tmp_path: Path):
@@ -274,6 +285,45 @@ def test_a_stop_request_interrupts_the_running_runs_and_starts_no_more(tmp_path:
     assert [o.result for o in outcomes] == ["interrupted", "interrupted", "not started", "not started"]
     assert [o.result for o in run_sweep(runs, FakeExecutor(2), poll_seconds=0)] == [
         "resumed", "resumed", "finished", "finished"]
+
+
+def test_a_second_signal_kills_the_workers_and_their_runs_stay_resumable(tmp_path: Path):
+    runs = [spec(tmp_path, "a", s) for s in range(3)]
+    ex = FakeExecutor(2)
+    ex.stop_after_launch, ex.signals, ex.stubborn = StopFlag(), 2, True
+    outcomes = run_sweep(runs, ex, stop=ex.stop_after_launch, poll_seconds=0)
+    assert ex.interrupted and ex.killed
+    assert [o.result for o in outcomes] == ["interrupted", "interrupted", "not started"]
+    assert outcomes[0].reason == "worker killed by signal 9; rerun the sweep to resume it"
+    assert [inspect(r).action for r in runs] == ["resume", "resume", "run"]
+
+
+def test_the_live_view_shows_progress_per_worker_and_piped_output_is_one_line_per_run(tmp_path: Path):
+    from rich.console import Console
+
+    from ltrank.sweep.dispatch import Launched, Progress, Settled
+    from ltrank.sweep.view import SweepView
+
+    running, done = spec(tmp_path, "a", 0), spec(tmp_path, "b", 0)
+    running = RunSpec(**{**running.__dict__, "total_epochs": 10})
+    write_run(running, "running")  # 2 epochs of 1 s each: 8 epochs left
+    write_run(done, "finished")
+    progress = Progress(total=3, running=[("w1", running)])
+    progress.outcomes[done] = settle(done, inspect(done), 0, None)
+    terminal = Console(force_terminal=True, width=100, record=True)
+    terminal.print(SweepView(terminal).render(progress))
+    screen = terminal.export_text()
+    assert "sweep: 1/3 done, 1 running" in screen
+    assert re.search(r"w1\s+a seed 0\s+2/10\s+0:00:08", screen), screen
+
+    piped = Console(force_terminal=False, width=100, record=True)
+    view = SweepView(piped)
+    assert view.live is None
+    view(Launched(running, "w1", inspect(running)))
+    view(progress)
+    view(Settled(progress.outcomes[done]))
+    assert piped.export_text().splitlines() == ["start w1 a seed 0: resume: running run after epoch 2",
+                                                "finished b seed 0: epoch 2/2 top-1 31.25%"]
 
 
 # ------------------------------------------------------------------------- workers and threads

@@ -12,7 +12,8 @@ from rich.console import Console
 
 from ltrank.cli.train import parse_seeds
 from ltrank.errors import LtrankError
-from ltrank.sweep.plan import RunSpec, plan_runs
+from ltrank.sweep.plan import plan_runs
+from ltrank.sweep.spec import RunSpec
 from ltrank.sweep.status import Outcome
 
 
@@ -29,24 +30,42 @@ class Cluster(str, Enum):
 SLURM = "SLURM (--executor slurm)"
 
 # Options shared by `ltrank sweep` and `ltrank reproduce` (each command declares them; Typer needs that).
-OutOpt = Annotated[Path, typer.Option("--out", metavar="DIR", help="Runs folder: OUT/<recipe>/<config hash>/seed<N>/.")]
-WorkersOpt = Annotated[int, typer.Option("--workers", min=1, metavar="N", help="Local executor: runs at once, each its own process (CPU: cores // N threads each; one GPU: shared).")]
-DeviceOpt = Annotated[str, typer.Option("--device", metavar="cpu|cuda|auto", help="Device of every run: cpu, cuda or auto (CUDA when available).")]
-DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", metavar="DIR", help="Data folder (default: $LTRANK_DATA_DIR, else the cache).")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Override a value in every recipe: dotted.key=value (TOML value), repeatable.")]
-ExecutorOpt = Annotated[ExecutorKind, typer.Option("--executor", help="local: processes on this machine; slurm: SLURM job arrays through submitit (pip install 'ltrank\\[slurm]').")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="List the runs and what would be skipped, resumed or reported; run nothing.")]
-RetryOpt = Annotated[bool, typer.Option("--retry-failed", help="Also retry failed runs (resumed) and diverged ones (folder moved aside to seedN.diverged-<time>, started again).")]
-PartitionOpt = Annotated[Optional[str], typer.Option("--slurm-partition", metavar="NAME", help="SLURM partition.", rich_help_panel=SLURM)]
-TimeOpt = Annotated[Optional[int], typer.Option("--slurm-time", min=1, metavar="MINUTES", help="Time limit per job (default 180); a job that reaches it is requeued and resumes.", rich_help_panel=SLURM)]
-GpusOpt = Annotated[Optional[int], typer.Option("--slurm-gpus-per-task", min=0, metavar="N", help="GPUs per run (default 1, 0 with --device cpu).", rich_help_panel=SLURM)]
-CpusOpt = Annotated[Optional[int], typer.Option("--slurm-cpus-per-task", min=1, metavar="N", help="CPU cores per run (default 4; also its thread count).", rich_help_panel=SLURM)]
-MemOpt = Annotated[Optional[float], typer.Option("--slurm-mem-gb", min=0.1, metavar="GB", help="Memory per run.", rich_help_panel=SLURM)]
-ParallelOpt = Annotated[Optional[int], typer.Option("--slurm-array-parallelism", min=1, metavar="N", help="Jobs of one array running at once (default 64).", rich_help_panel=SLURM)]
-AccountOpt = Annotated[Optional[str], typer.Option("--slurm-account", metavar="NAME", help="SLURM account.", rich_help_panel=SLURM)]
-QosOpt = Annotated[Optional[str], typer.Option("--slurm-qos", metavar="NAME", help="SLURM quality of service.", rich_help_panel=SLURM)]
-FolderOpt = Annotated[Optional[Path], typer.Option("--slurm-folder", metavar="DIR", help="submitit's job files and logs (default OUT/.submitit).", rich_help_panel=SLURM)]
-ClusterOpt = Annotated[Cluster, typer.Option("--slurm-cluster", hidden=True, help="submitit cluster: slurm, or local (this machine; for tests).")]
+OutOpt = Annotated[Path, typer.Option(
+    "--out", metavar="DIR", help="Runs folder: OUT/<recipe>/<config hash>/seed<N>/.")]
+WorkersOpt = Annotated[int, typer.Option(
+    "--workers", min=1, metavar="N", help="Local executor: runs at once, each its own process (CPU: cores // N threads each; one GPU: shared).")]
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", metavar="cpu|cuda|auto", help="Device of every run: cpu, cuda or auto (CUDA when available).")]
+DataDirOpt = Annotated[Optional[Path], typer.Option(
+    "--data-dir", metavar="DIR", help="Data folder (default: $LTRANK_DATA_DIR, else the cache).")]
+SetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--set", metavar="KEY=VALUE", help="Override a value in every recipe: dotted.key=value (TOML value), repeatable.")]
+ExecutorOpt = Annotated[ExecutorKind, typer.Option(
+    "--executor", help="local: processes on this machine; slurm: SLURM job arrays through submitit (pip install 'ltrank\\[slurm]').")]
+DryRunOpt = Annotated[bool, typer.Option(
+    "--dry-run", help="List the runs and what would be skipped, resumed or reported; run nothing.")]
+RetryOpt = Annotated[bool, typer.Option(
+    "--retry-failed", help="Also retry failed runs (resumed) and diverged ones (folder moved aside to seedN.diverged-<time>, started again).")]
+PartitionOpt = Annotated[Optional[str], typer.Option(
+    "--slurm-partition", metavar="NAME", help="SLURM partition.", rich_help_panel=SLURM)]
+TimeOpt = Annotated[Optional[int], typer.Option(
+    "--slurm-time", min=1, metavar="MINUTES", help="Time limit per job (default 180); a job that reaches it is requeued and resumes.", rich_help_panel=SLURM)]
+GpusOpt = Annotated[Optional[int], typer.Option(
+    "--slurm-gpus-per-task", min=0, metavar="N", help="GPUs per run (default 1, 0 with --device cpu).", rich_help_panel=SLURM)]
+CpusOpt = Annotated[Optional[int], typer.Option(
+    "--slurm-cpus-per-task", min=1, metavar="N", help="CPU cores per run (default 4; also its thread count).", rich_help_panel=SLURM)]
+MemOpt = Annotated[Optional[float], typer.Option(
+    "--slurm-mem-gb", min=0.1, metavar="GB", help="Memory per run.", rich_help_panel=SLURM)]
+ParallelOpt = Annotated[Optional[int], typer.Option(
+    "--slurm-array-parallelism", min=1, metavar="N", help="Jobs of one array running at once (default 64).", rich_help_panel=SLURM)]
+AccountOpt = Annotated[Optional[str], typer.Option(
+    "--slurm-account", metavar="NAME", help="SLURM account.", rich_help_panel=SLURM)]
+QosOpt = Annotated[Optional[str], typer.Option(
+    "--slurm-qos", metavar="NAME", help="SLURM quality of service.", rich_help_panel=SLURM)]
+FolderOpt = Annotated[Optional[Path], typer.Option(
+    "--slurm-folder", metavar="DIR", help="submitit's job files and logs (default OUT/.submitit).", rich_help_panel=SLURM)]
+ClusterOpt = Annotated[Cluster, typer.Option(
+    "--slurm-cluster", hidden=True, help="submitit cluster: slurm, or local (this machine; for tests).")]
 
 
 @dataclass(frozen=True)
@@ -132,7 +151,6 @@ def execute(runs: list[RunSpec], settings: SweepSettings, console: Console) -> l
     from ltrank.sweep.dispatch import StopFlag, run_sweep, stop_on_signals
     from ltrank.sweep.view import SweepView, outcome_summary, outcome_table
 
-    settings.check()
     executor, poll_seconds = _executor(settings)
     with stop_on_signals(StopFlag()) as stop, SweepView(console) as view:
         outcomes = run_sweep(runs, executor, retry_failed=settings.retry_failed, stop=stop, on_event=view,

@@ -13,10 +13,10 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Protocol, Union
 
-from ltrank.sweep.plan import RunSpec
+from ltrank.sweep.spec import RunSpec
 from ltrank.sweep.status import Before, Outcome, inspect, move_aside, settle, settled_before
 
 
@@ -158,6 +158,10 @@ def run_sweep(runs: Sequence[RunSpec], executor: Executor, *, retry_failed: bool
         exited = executor.poll()
         for ex in exited:
             outcome = settle(ex.run, befores[ex.run], ex.exit_code, ex.last_line)
+            if stop.requested and ex.exit_code is not None and ex.exit_code < 0 and not outcome.ok:
+                # killed on the sweep's own second signal: its last epoch's checkpoint stays, a rerun resumes it
+                outcome = replace(outcome, result="interrupted",
+                                  reason=f"{outcome.reason}; rerun the sweep to resume it")
             outcomes[ex.run] = outcome
             on_event(Settled(outcome))
         progress.running = executor.running()
@@ -181,7 +185,8 @@ def _launch_ready(runs: Sequence[RunSpec], pending: list[RunSpec], befores: dict
     for run in pending:
         state = _dependency_state(run, runs, outcomes)
         if state == "failed":
-            outcomes[run] = Outcome(run, "blocked", reason=f"starts from {run.needs} seed {run.seed}, which did not finish")
+            outcomes[run] = Outcome(run, "blocked",
+                                    reason=f"starts from {run.needs} seed {run.seed}, which did not finish")
             on_event(Settled(outcomes[run]))
         elif state == "ok" and len(ready) < executor.free_slots():
             ready.append(run)

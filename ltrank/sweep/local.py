@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import IO, Optional
 
 from ltrank.sweep.dispatch import Exited
-from ltrank.sweep.plan import RunSpec
+from ltrank.sweep.spec import RunSpec
 from ltrank.sweep.worker import LOG_FILENAME, last_line, open_log
 
 

@@ -23,38 +23,10 @@ from ltrank.errors import LtrankError
 from ltrank.recipe import ResolvedRecipe, find_recipe, load_recipe, recipes_dir, shipped_recipes
 from ltrank.registry import natural_key
 from ltrank.results import RECORD_FILENAME, load_record
+from ltrank.sweep.spec import RunSpec
 
 PATTERN_CHARS = frozenset("*?[")
 INIT_PREFIX = "recipe:"
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One run of a sweep: a recipe (validated, with the sweep's overrides) and a seed.
-
-    ``recipe_arg`` is what the worker's ``--recipe`` gets (a shipped name or an absolute path);
-    ``needs`` names the recipe whose run with the same seed this one starts from
-    (``train.init_from = "recipe:NAME"``); ``added_for`` is set on runs the sweep added
-    because another recipe needs them.
-    """
-
-    recipe_arg: str
-    name: str
-    config_hash: str
-    seed: int
-    out: Path
-    total_epochs: int
-    needs: Optional[str] = None
-    added_for: Optional[str] = None
-
-    @property
-    def run_dir(self) -> Path:
-        """``OUT/<recipe>/<config hash>/seed<N>``, the folder ``ltrank train`` writes."""
-        return self.out / self.name / self.config_hash / f"seed{self.seed}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} seed {self.seed}"
 
 
 def expand_recipe_args(args: Sequence[str]) -> list[str]:

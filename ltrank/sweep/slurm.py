@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 from ltrank.errors import LtrankError
 from ltrank.sweep.dispatch import Exited
-from ltrank.sweep.plan import RunSpec
+from ltrank.sweep.spec import RunSpec
 from ltrank.sweep.worker import LOG_FILENAME, WorkerOptions, last_line, open_log, worker_env
 
 #: How often a job may be requeued after hitting its time limit (preemptions do not count).

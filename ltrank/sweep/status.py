@@ -15,7 +15,7 @@ from typing import Literal, Optional
 
 from ltrank.errors import LtrankError
 from ltrank.results import RECORD_FILENAME, RunRecord, load_record
-from ltrank.sweep.plan import RunSpec
+from ltrank.sweep.spec import RunSpec
 
 CHECKPOINT_FILENAME = "checkpoint.pt"
 #: Record statuses that end a run without finishing it and are not retried without --retry-failed.

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ltrank.sweep.dispatch import Launched, Progress, Settled, SweepEvent
-from ltrank.sweep.plan import RunSpec
+from ltrank.sweep.spec import RunSpec
 from ltrank.sweep.status import Before, Outcome, read_record
 
 RESULT_STYLE = {"failed": "red", "blocked": "red", "interrupted": "yellow", "not started": "yellow"}
@@ -62,7 +62,7 @@ def plan_table(runs: Sequence[RunSpec], befores: Sequence[Before]) -> Table:
     table = Table(title=f"sweep plan: {len(runs)} runs", title_justify="left")
     for col in ("#", "recipe", "seed", "config", "action", "note"):
         table.add_column(col, justify="right" if col in ("#", "seed") else "left")
-    for i, (run, before) in enumerate(zip(runs, befores), 1):
+    for i, (run, before) in enumerate(zip(runs, befores, strict=True), 1):
         table.add_row(str(i), escape(run.name), str(run.seed), run.config_hash, escape(describe(before)),
                       escape(_note(run)))
     return table
@@ -93,7 +93,8 @@ def outcome_summary(outcomes: Sequence[Outcome]) -> str:
     ok = sum(o.ok for o in outcomes)
     parts = [f"{results.count(r)} {r}" for r in ("finished", "resumed", "retried", "skipped", "failed", "blocked",
                                                    "interrupted", "not started") if results.count(r)]
-    verdict = "all finished" if ok == len(outcomes) else f"{len(outcomes) - ok} did not finish; rerun the same command to continue"
+    verdict = ("all finished" if ok == len(outcomes)
+               else f"{len(outcomes) - ok} did not finish; rerun the same command to continue")
     return f"{len(outcomes)} runs: {', '.join(parts)} ({verdict})"
 
 

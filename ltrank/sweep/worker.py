@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 import ltrank
-from ltrank.sweep.plan import RunSpec
+from ltrank.sweep.spec import RunSpec
 
 LOG_FILENAME = "sweep.log"
 
