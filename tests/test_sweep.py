@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from importlib.util import find_spec
 from pathlib import Path
 from types import SimpleNamespace
 from typing import get_args
@@ -434,6 +436,9 @@ def test_a_sweep_of_finished_runs_starts_nothing_and_exits_0(tmp_path: Path):
     (["cifar10-ir100-ce", "--executor", "slurm", "--workers", "2"], "--workers is for --executor local"),
     (["cifar10-ir100-ce", "--set", "train.lrr=1"], "train.lrr: unknown key"),
     (["cifar10-ir100-ce", "--workers", "0"], "--workers"),
+    pytest.param(["cifar10-ir100-ce", "--executor", "slurm"], "--executor slurm: sbatch not found",
+                 marks=pytest.mark.skipif(shutil.which("sbatch") is not None or find_spec("submitit") is None,
+                                          reason="SLURM is installed here, or submitit is not")),
 ])
 def test_sweep_usage_errors_are_one_line_and_exit_2(args, message):
     result = runner.invoke(app, ["sweep", *args])

@@ -121,7 +121,7 @@ def _executor(settings: SweepSettings):  # type: ignore[no-untyped-def]
         resolve_device(settings.device)  # '--device cuda' without CUDA: one line now, not N failed runs
         options = WorkerOptions(settings.device, settings.data_dir, settings.overrides,
                                 threads_per_worker(settings.workers))
-        return LocalExecutor(settings.workers, lambda run: train_command(run, options), worker_env(options)), 0.2
+        return LocalExecutor(settings.workers, lambda run: train_command(run, options), worker_env(options)), 0.05
     from ltrank.sweep.slurm import SlurmExecutor, SlurmOptions
 
     s = settings.slurm

@@ -15,6 +15,7 @@ the tests exercise this path; there is no SLURM here).
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import time
@@ -115,6 +116,9 @@ class SlurmExecutor:
             import submitit
         except ImportError:
             raise LtrankError("--executor slurm needs submitit: pip install 'ltrank[slurm]'") from None
+        if options.cluster == "slurm" and shutil.which("sbatch") is None:
+            raise LtrankError("--executor slurm: sbatch not found; run the sweep where SLURM is installed "
+                              "(e.g. a login node), or use --executor local")
         self.command = command
         self.worker_options = worker_options  # the job builds the worker's environment on its node
         self.stop_timeout_s = max(10.0, options.signal_delay_s - 30.0)
@@ -129,20 +133,26 @@ class SlurmExecutor:
         )
         self.executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
         self.jobs: list[tuple[Any, RunSpec]] = []
+        self._not_submitted: list[Exited] = []
 
     def free_slots(self) -> int:
         return 1 << 30  # SLURM queues them; --slurm-array-parallelism bounds how many run at once
 
     def launch(self, runs: Sequence[RunSpec]) -> None:
         submitted = []
-        with self.executor.batch():
-            for run in runs:
-                job = RunJob(run, self.command(run), self.worker_options, self.stop_timeout_s)
-                submitted.append((self.executor.submit(job), run))
+        try:
+            with self.executor.batch():
+                for run in runs:
+                    job = RunJob(run, self.command(run), self.worker_options, self.stop_timeout_s)
+                    submitted.append((self.executor.submit(job), run))
+        except Exception as exc:  # noqa: BLE001 -- sbatch refused the array: these runs failed, the sweep goes on
+            reason = f"submission failed ({_first_line(exc)}); check the --slurm-* options"
+            self._not_submitted += [Exited(run, None, reason) for run in runs]
+            return
         self.jobs += submitted
 
     def poll(self) -> list[Exited]:
-        exited = []
+        exited, self._not_submitted = self._not_submitted, []
         for job, run in list(self.jobs):
             if not job.done():
                 continue

@@ -17,6 +17,8 @@ from ltrank.errors import LtrankError
 from ltrank.results import RECORD_FILENAME, RunRecord, load_record
 from ltrank.sweep.spec import RunSpec
 
+#: ltrank.engine.checkpoint.CHECKPOINT_FILENAME (not imported: that module loads torch, and this one
+#: is also imported where a submitit job starts)
 CHECKPOINT_FILENAME = "checkpoint.pt"
 #: Record statuses that end a run without finishing it and are not retried without --retry-failed.
 FAILED_STATUSES = ("diverged", "failed")
