@@ -106,6 +106,15 @@ def test_the_ce_run_drolt_needs_is_added_unless_a_finished_one_exists(tmp_path: 
                                                 ("cifar10-ir50-drolt", 1)]
 
 
+def test_a_recipe_named_by_init_from_is_looked_up_beside_the_recipe_first(tmp_path: Path):
+    train = "[train]\nepochs = 1\nbatch_size = 8\nwarmup_epochs = 1\nmilestones = []\ninit_from = \"recipe:{}\"\n"
+    base = tiny_recipe(tmp_path, name="cifar10-ir50-ce", epochs=1)  # shadows the shipped recipe of that name
+    tuned = tiny_recipe(tmp_path, name="tiny-tuned", train=train.format("cifar10-ir50-ce"))
+    runs = plan_runs([str(tuned)], [0], tmp_path / "runs")
+    assert [(r.name, r.recipe_arg, r.added_for) for r in runs] == [
+        ("cifar10-ir50-ce", str(base.resolve()), "tiny-tuned"), ("tiny-tuned", str(tuned.resolve()), None)]
+
+
 def test_recipes_that_start_from_each_other_are_an_error(tmp_path: Path):
     train = "[train]\nepochs = 1\nbatch_size = 8\nwarmup_epochs = 1\nmilestones = []\ninit_from = \"recipe:{}\"\n"
     a = tiny_recipe(tmp_path, name="tiny-a", train=train.format("tiny-b"))

@@ -7,8 +7,8 @@ anything runs, so a bad recipe or ``--set`` stops the sweep at once (one line, e
 Order is deterministic: recipes as given (a pattern's matches sorted), each recipe's seeds in
 the order given. A recipe with ``train.init_from = "recipe:NAME"`` (DRO-LT after CE) starts
 from the finished run of NAME with the same seed, so NAME's runs are placed before it; when
-NAME is not in the sweep it is added for every seed that has no finished NAME run under
-``--out`` yet (the rule :func:`ltrank.engine.run.resolve_init` applies).
+NAME is not in the sweep it is added (``NAME.toml`` beside the recipe that names it, else the
+shipped recipe NAME) for every seed that has no finished NAME run under ``--out`` yet.
 """
 
 from __future__ import annotations
@@ -110,12 +110,14 @@ def plan_runs(args: Sequence[str], seeds: Sequence[int], out: Path,
                 raise LtrankError(f"train.init_from: recipes start from each other in a cycle "
                                   f"({' -> '.join((*chain, name, needed))}); break the cycle")
             if needed not in by_name:
+                beside = Path(entry.recipe.source).parent / f"{needed}.toml"  # a recipe's own folder first
+                dep_arg = str(beside) if beside.is_file() else needed
                 try:
-                    dep = load_recipe(needed, list(overrides))
+                    dep = load_recipe(dep_arg, list(overrides))
                 except LtrankError as exc:
                     raise LtrankError(f"{name} starts from recipe:{needed} (train.init_from), which the sweep "
                                       f"adds: {exc}") from None
-                by_name[needed] = [_Entry(dep, _recipe_arg(needed), added_for=name)]
+                by_name[needed] = [_Entry(dep, _recipe_arg(dep_arg), added_for=name)]
             for dep_entry in by_name[needed]:
                 visit(dep_entry, (*chain, name))
         ordered.append(entry)
