@@ -20,7 +20,6 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from ltrank.data.config import SHOT_GROUP_KINDS, source_kind
 from ltrank.errors import LtrankError, did_you_mean
 
 SchemeName = Literal["thirds", "shots"]
@@ -72,6 +71,8 @@ def default_group_scheme(source: str) -> str:
     """The groups shown by default for a ``data.source``: ``shots`` (Many / Medium / Few) for the
     large long-tailed benchmarks and split lists, as their papers report; ``thirds`` otherwise
     (the thesis's Head / Body / Tail on CIFAR)."""
+    from ltrank.data.config import SHOT_GROUP_KINDS, source_kind  # lazily: the data package loads torch
+
     return "shots" if source_kind(source) in SHOT_GROUP_KINDS else "thirds"
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, NoReturn, Optional
 import typer
 from typer.core import TyperGroup
 
-from ltrank.cli import compare, evaluate, introspect, make_dataset, train
+from ltrank.cli import compare, evaluate, introspect, make_dataset, reproduce, sweep, train
 from ltrank.errors import LtrankError, RunFailed
 
 # click's UsageError, reached through typer's public BadParameter (typer >= 0.20 vendors click).
@@ -81,6 +81,8 @@ app.command("make-dataset")(make_dataset.command)
 app.command("train")(train.command)
 app.command("eval")(evaluate.command)
 app.command("compare")(compare.command)
+app.command("sweep")(sweep.command)
+app.command("reproduce")(reproduce.command)
 app.add_typer(introspect.list_app, name="list")
 app.add_typer(introspect.show_app, name="show")
 

@@ -103,9 +103,10 @@ class StopRequest:
     """Turns SIGINT/SIGTERM into a flag the trainer polls between batches.
 
     Installed only in the main thread (Python delivers signals there). While :meth:`holding`
-    is active (a checkpoint + record write) even a second signal only sets the flag. The same
-    signal again within :data:`ECHO_SECONDS` is the same request: under torchrun a Ctrl-C
-    reaches each process from the terminal and once more from the launcher, which forwards it.
+    is active (a checkpoint + record write) even a second signal only sets the flag. A second
+    stop signal within :data:`ECHO_SECONDS` is the same request: under torchrun a Ctrl-C reaches
+    each process from the terminal and once more from the launcher, which forwards it, and under
+    SLURM a preempted job's SIGTERM can arrive beside the SIGINT its sweep worker forwards.
     """
 
     ECHO_SECONDS = 1.0
@@ -124,8 +125,8 @@ class StopRequest:
         now = time.monotonic()
         if first:
             self._first = (signum, now)
-        elif self._first[0] == signum and now - self._first[1] < self.ECHO_SECONDS:
-            return  # the launcher's copy of the first request
+        elif now - self._first[1] < self.ECHO_SECONDS:
+            return  # a copy of the first request (launcher, scheduler)
         self.signal_name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         if not first and not self._critical:
             raise KeyboardInterrupt  # asked twice: stop now (the last checkpoint stays valid)
