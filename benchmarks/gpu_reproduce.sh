@@ -22,19 +22,10 @@ TABLE="${1:-4.12}"
 SEEDS="${2:-0,1,2}"
 WORKERS="${3:-8}"
 DEVICE="${DEVICE:-cuda}"
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-export LTRANK_NO_PLUGINS=1
-if [ -n "${PYTHON:-}" ]; then PY="$PYTHON"; elif command -v python3 >/dev/null; then PY=python3; else PY=python; fi
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
+export DEVICE
+# shellcheck source=benchmarks/gpu_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_env.sh"
 
-# Missing pure-Python dependencies (pydantic on the device image) from carried wheels in .whl/.
-if ! "$PY" -c "import pydantic" 2>/dev/null && compgen -G "$ROOT/.whl/*.whl" >/dev/null; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$WORK/site" "$ROOT"/.whl/*.whl
-  export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 RESULTS="${OUT:-$ROOT/benchmarks/results/reproduce}"
 mkdir -p "$RESULTS"
 
@@ -43,13 +34,13 @@ mkdir -p "$RESULTS"
 LIMIT_S="${LIMIT_S:-530}"
 set +e
 timeout --signal=TERM --kill-after=30 "$LIMIT_S" "$PY" -m ltrank reproduce "$TABLE" --seeds "$SEEDS" \
-  --workers "$WORKERS" --device "$DEVICE" --out "$WORK/runs" ${EXTRA:-} > "$RESULTS/reproduce.log" 2>&1
+  --workers "$WORKERS" --device "$DEVICE" --out "$RUNS/runs" ${EXTRA:-} > "$RESULTS/reproduce.log" 2>&1
 CODE=$?
 set -e
 echo "reproduce exited with $CODE (124: stopped at the time limit)" >> "$RESULTS/reproduce.log"
 
-( cd "$WORK/runs" && find . -name record.json -print0 | tar --null -czf "$RESULTS/records.tar.gz" -T - )
-"$PY" -m ltrank compare "$WORK/runs" --reference thesis --format markdown > "$RESULTS/table.md" || true
-"$PY" -m ltrank compare "$WORK/runs" --reference thesis --format csv > "$RESULTS/table.csv" || true
+( cd "$RUNS/runs" && find . -name record.json -print0 | tar --null -czf "$RESULTS/records.tar.gz" -T - )
+"$PY" -m ltrank compare "$RUNS/runs" --reference thesis --format markdown > "$RESULTS/table.md" || true
+"$PY" -m ltrank compare "$RUNS/runs" --reference thesis --format csv > "$RESULTS/table.csv" || true
 tail -n 3 "$RESULTS/reproduce.log"
 echo "wrote $RESULTS/{records.tar.gz,table.md,table.csv,reproduce.log}"
