@@ -2,7 +2,9 @@
 
 Every loss is an ``nn.Module`` called as ``loss(logits, targets)`` (DRO-LT also takes
 ``features=``) and constructed with its hyperparameters plus ``class_counts`` (training images
-per class). Class-balanced variants compute their weights with :func:`class_balanced_weights`.
+per class). Class-balanced variants compute their weights with :func:`class_balanced_weights`
+and take the weights in force from a weighting schedule through their one epoch hook,
+``loss.epoch_start(EpochContext(...))`` (:mod:`ltrank.losses.base`).
 """
 
 from ltrank.losses.ap import APLoss, CBDeltaAPLoss, CBPrimaryAPLoss
