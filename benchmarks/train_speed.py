@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from ltrank.data import load_longtailed
 from ltrank.data.batches import iterate_batches
+from ltrank.engine.device import to_model_layout
 from ltrank.engine.trainer import Trainer
 from ltrank.recipe import load_recipe
 
@@ -57,7 +58,7 @@ def main() -> None:
     batches = []
     for x, y in iterate_batches(data.train_images, data.train_labels, recipe.train.batch_size, shuffle=True,
                                 drop_last=True, generator=gen, augment=True):
-        batches.append((x, y))
+        batches.append((to_model_layout(x), y))  # the layout the trainer's model is kept in
         if len(batches) == args.batches:
             break
 
@@ -120,14 +121,15 @@ def isolated_overheads(trainer: Trainer, batch_size: int, batches: int) -> tuple
     less disturbed by a busy machine than whole steps): data preparation, and the recipe's loss
     forward + backward against cross-entropy's (which the bare side uses)."""
     data_times = []
-    batch_iter = trainer._batches()
+    batch_iter = trainer._batches(trainer.state.epoch + 1)
     for _ in range(batches):
         start = time.perf_counter()
         next(batch_iter)
         data_times.append(time.perf_counter() - start)
     loss = trainer.losses[0].module
     logits = torch.randn(batch_size, trainer.data.num_classes, requires_grad=True)
-    targets = trainer.train_labels[torch.randperm(len(trainer.train_labels))[:batch_size]]
+    labels = trainer.feed.train_labels
+    targets = labels[torch.randperm(len(labels))[:batch_size]]
 
     def timed(fn) -> float:
         values = []
