@@ -59,7 +59,8 @@ from ltrank.engine.capped import capped_warnings
 from ltrank.engine.device import device_label
 from ltrank.engine.events import Callback, Notice, RunEnded, RunStarted, ignore
 from ltrank.engine.feeds import TrainingData, load_training_data
-from ltrank.engine.trainer import Diverged, Interrupted, Trainer
+from ltrank.engine.state import Diverged, Interrupted
+from ltrank.engine.trainer import Trainer
 from ltrank.errors import LtrankError, RunFailed
 from ltrank.recipe import ResolvedRecipe
 from ltrank.records import (

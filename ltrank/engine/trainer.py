@@ -25,10 +25,8 @@ belong to :mod:`ltrank.engine.run`.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Optional
 
@@ -66,49 +64,13 @@ from ltrank.engine.events import (
 )
 from ltrank.engine.parallel import batch_verdict, data_parallel, epoch_totals, prepare_model, share_buffers
 from ltrank.engine.phases import Phase, lr_at, phase_at, phases
+from ltrank.engine.state import Diverged, Interrupted, TrainState, check_scalar, seed_everything
 from ltrank.errors import LtrankError
 from ltrank.losses.base import EpochContext
 from ltrank.metrics import make_metrics
 from ltrank.models.probe import check_backbone_input
 from ltrank.recipe import Recipe
 from ltrank.records import InitSource
-
-class Diverged(Exception):
-    """The loss or the logits became NaN or infinite; the epoch was abandoned."""
-
-    def __init__(self, epoch: int, batch: int, value: float, elsewhere: bool = False) -> None:
-        what = f"loss became {value}" if not np.isfinite(value) else f"logits became non-finite (loss {value:.4g})"
-        if elsewhere:  # distributed: this process's numbers were fine
-            what = "the loss or the logits of another process became non-finite"
-        super().__init__(f"{what} at epoch {epoch}, batch {batch}")
-        self.epoch, self.batch, self.value = epoch, batch, value
-
-
-class Interrupted(Exception):
-    """A stop was requested (Ctrl-C, SIGTERM); the epoch in progress was abandoned."""
-
-    def __init__(self, epoch: int, batch: int) -> None:
-        super().__init__(f"stopped during epoch {epoch}, batch {batch}")
-        self.epoch, self.batch = epoch, batch
-
-
-@dataclass
-class TrainState:
-    """What a run has achieved so far; saved in checkpoints as plain data."""
-
-    epoch: int = 0  # last finished epoch
-    history: list[dict[str, Any]] = field(default_factory=list)  # results.EpochStats as dicts
-    final: Optional[dict[str, Any]] = None  # results.Metrics as a dict
-    best: Optional[dict[str, Any]] = None
-    train_seconds: float = 0.0
-    eval_seconds: float = 0.0
-
-
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
-
 
 class Trainer:
     """Trains one model with one seed on data already in memory."""
@@ -355,7 +317,7 @@ class Trainer:
             value = (loss.module(logits, y, features=features.float()) if features is not None
                      else loss.module(logits, y))
             if b == 1:
-                _check_scalar(value, loss.name)
+                check_scalar(value, loss.name)
             self.optimizer.zero_grad(set_to_none=True)
             value.backward()
             self.optimizer.step()
@@ -410,13 +372,3 @@ class Trainer:
         metrics = make_metrics(epoch, acc.per_class, self.data.class_counts, top1=acc.top1).model_dump(mode="json")
         self.callback(EvalEnded(epoch, metrics["top1"], time.perf_counter() - start))
         return metrics
-
-
-def _check_scalar(value: torch.Tensor, loss_name: str) -> None:
-    """A loss must return one number; a per-sample vector would be silently summed by backward."""
-    if not isinstance(value, torch.Tensor) or value.ndim != 0 or not value.is_floating_point():
-        shape = f"{value.dtype} {list(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
-        raise LtrankError(
-            f"loss {loss_name!r} returned {shape}; a loss must return a float scalar (e.g. reduce per-sample "
-            "values with .mean())"
-        )
