@@ -279,7 +279,8 @@ def resolve_init_from(spec: str, out: Path, seed: int, overrides: Iterable[str] 
             f"'ltrank train --recipe {name} --seed {seed} --out {out}', or pass --set train.init_from=PATH"
         )
     target = _recipe_ref(name, recipe_dir)
-    expected = _expected_hash(target, overrides)
+    resolved = _expected(target, overrides)  # resolved once: its hash, and what other runs differ in
+    expected = None if resolved is None else resolved.config_hash
     matching = [(p, r) for p, r in runs if r.config_hash == expected]
     others = [(p, r) for p, r in runs if r.config_hash != expected]
     if matching:
@@ -289,11 +290,11 @@ def resolve_init_from(spec: str, out: Path, seed: int, overrides: Iterable[str] 
         return InitChoice(path, _source_of(path, record), notes)
     if len(runs) == 1:
         path, record = runs[0]
-        diff = _differences(record.recipe, target, overrides)
+        diff = _differences(record.recipe, resolved)
         note = (f"the run of {name} used ({path.parent}) was trained with settings that differ from the recipe "
                 f"{name}: {diff}" if diff else "")
         return InitChoice(path, _source_of(path, record), [note] if note else [])
-    listing = "; ".join(f"{p.parent} ({_differences(r.recipe, target, overrides) or 'same settings'})" for p, r in runs)
+    listing = "; ".join(f"{p.parent} ({_differences(r.recipe, resolved) or 'same settings'})" for p, r in runs)
     raise LtrankError(
         f"train.init_from: {len(runs)} finished runs of {name} seed {seed} under {out} and none has the recipe's "
         f"own settings: {listing}; pass one with --set train.init_from=PATH"
@@ -319,14 +320,9 @@ def _expected(name: str, overrides: Iterable[str]):
             return None
 
 
-def _expected_hash(name: str, overrides: Iterable[str]) -> Optional[str]:
-    resolved = _expected(name, overrides)
-    return None if resolved is None else resolved.config_hash
-
-
-def _differences(recipe: dict, name: str, overrides: Iterable[str], limit: int = 4) -> str:
-    """``train.epochs 3 (recipe: 200), ...``: where a run's resolved recipe differs from NAME's."""
-    resolved = _expected(name, overrides)
+def _differences(recipe: dict, resolved: Any, limit: int = 4) -> str:
+    """``train.epochs 3 (recipe: 200), ...``: where a run's resolved recipe differs from the
+    recipe it names (``resolved``; nothing to say when that recipe could not be resolved)."""
     if resolved is None:
         return ""
     ours, theirs = _flatten(recipe), _flatten(resolved.as_dict())

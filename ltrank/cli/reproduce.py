@@ -29,9 +29,9 @@ from ltrank.cli.sweep import (
     RetryOpt,
     SetOpt,
     SlurmArgs,
-    SweepSettings,
     TimeOpt,
     WorkersOpt,
+    checked_settings,
     execute,
     show_plan,
 )
@@ -92,13 +92,10 @@ def command(
     if table is None:
         raise LtrankError("give a thesis table number, e.g. 'ltrank reproduce 4.12', or --list to see them")
     thesis_table = get_table(table)
-    settings = SweepSettings(
-        out=out, workers=workers, device=device, data_dir=data_dir, overrides=tuple(overrides or ()),
-        executor=executor, retry_failed=retry_failed,
-        slurm=SlurmArgs(slurm_partition, slurm_time, slurm_gpus_per_task, slurm_cpus_per_task, slurm_mem_gb,
-                        slurm_array_parallelism, slurm_account, slurm_qos, slurm_folder, slurm_cluster),
-    )
-    settings.check()
+    settings = checked_settings(out, workers, device, data_dir, overrides, executor, retry_failed,
+                                SlurmArgs(slurm_partition, slurm_time, slurm_gpus_per_task, slurm_cpus_per_task,
+                                          slurm_mem_gb, slurm_array_parallelism, slurm_account, slurm_qos,
+                                          slurm_folder, slurm_cluster))
     runs = plan_runs(thesis_table.recipes, seed_list, out, settings.overrides)
     console.print(f"Table {table.strip()}: {thesis_table.topic} ({thesis_table.dataset}), "
                   f"{len(thesis_table.recipes)} recipes x {len(seed_list)} seeds", highlight=False)

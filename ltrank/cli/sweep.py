@@ -160,6 +160,16 @@ def execute(runs: list[RunSpec], settings: SweepSettings, console: Console) -> l
     return outcomes
 
 
+def checked_settings(out: Path, workers: int, device: str, data_dir: Optional[Path], overrides: Optional[list[str]],
+                     executor: ExecutorKind, retry_failed: bool, slurm: SlurmArgs) -> SweepSettings:
+    """The sweep settings of ``sweep`` and ``reproduce`` (the same options), checked before any run."""
+    settings = SweepSettings(out=out, workers=workers, device=device, data_dir=data_dir,
+                             overrides=tuple(overrides or ()), executor=executor, retry_failed=retry_failed,
+                             slurm=slurm)
+    settings.check()
+    return settings
+
+
 def command(
     recipes: Annotated[list[str], typer.Argument(metavar="RECIPE...", help="Shipped recipe names, .toml paths, or fnmatch patterns over the shipped recipes ('cifar100-ir100-*').")],
     seeds: Annotated[str, typer.Option("--seeds", metavar="0,1,2", help="Seeds of every recipe.")] = "0",
@@ -183,13 +193,10 @@ def command(
     slurm_cluster: ClusterOpt = Cluster.slurm,
 ) -> None:
     """Run recipes x seeds: finished runs skipped, interrupted ones resumed, failures reported; rerun to continue."""
-    settings = SweepSettings(
-        out=out, workers=workers, device=device, data_dir=data_dir, overrides=tuple(overrides or ()),
-        executor=executor, retry_failed=retry_failed,
-        slurm=SlurmArgs(slurm_partition, slurm_time, slurm_gpus_per_task, slurm_cpus_per_task, slurm_mem_gb,
-                        slurm_array_parallelism, slurm_account, slurm_qos, slurm_folder, slurm_cluster),
-    )
-    settings.check()
+    settings = checked_settings(out, workers, device, data_dir, overrides, executor, retry_failed,
+                                SlurmArgs(slurm_partition, slurm_time, slurm_gpus_per_task, slurm_cpus_per_task,
+                                          slurm_mem_gb, slurm_array_parallelism, slurm_account, slurm_qos,
+                                          slurm_folder, slurm_cluster))
     runs = plan_runs(recipes, parse_seeds(None, seeds), out, settings.overrides)
     console = _console()
     if dry_run:
